@@ -1,0 +1,14 @@
+"""mmdist: DIST knowledge distillation for OpenMMLab detection and
+segmentation.
+
+Importing mmdist (``custom_imports=dict(imports=['mmdist'])``) applies the
+compatibility fixes of :mod:`mmdist.compat` and registers mmdist's modules
+under the ``mmdist`` registry scope.
+"""
+from . import compat
+
+__version__ = '0.1.0'
+
+compat.apply()
+
+from . import models  # noqa: E402,F401  registers the modules

@@ -1,0 +1,85 @@
+"""Lay logits out as rows of class scores, shared by the logit losses.
+
+A row is one sample (2-D input) or one spatial position (dense input), or,
+when ``num_classes`` splits the channels, one anchor of one position.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+ACTIVATIONS = ('softmax', 'sigmoid')
+
+
+def check_activation(activation: str) -> None:
+    """Raise a ValueError unless ``activation`` is one we support."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f'activation must be one of {ACTIVATIONS}, '
+                         f'got {activation!r}')
+
+
+def check_pair(preds_S: Tensor, preds_T: Tensor,
+               num_classes: Optional[int]) -> int:
+    """Check student/teacher logits and return the number of columns.
+
+    Args:
+        preds_S: Student logits, (N, C) or (N, C, H, W).
+        preds_T: Teacher logits of the same shape.
+        num_classes: Columns per row, or None for all channels.
+
+    Returns:
+        The number of columns of each row.
+    """
+    if preds_S.shape != preds_T.shape:
+        raise ValueError(
+            'student and teacher logits must have the same shape, got '
+            f'student {tuple(preds_S.shape)} and teacher '
+            f'{tuple(preds_T.shape)}')
+    if preds_S.dim() not in (2, 4):
+        raise ValueError(
+            'logits must be (N, C) or (N, C, H, W), got shape '
+            f'{tuple(preds_S.shape)}')
+    channels = preds_S.shape[1]
+    if num_classes is None:
+        return channels
+    if num_classes < 1 or channels % num_classes:
+        raise ValueError(
+            f'num_classes={num_classes} must divide the channel axis of '
+            f'logits of shape {tuple(preds_S.shape)} (channels = anchors x '
+            'classes)')
+    return num_classes
+
+
+def to_rows(logits: Tensor, num_classes: int) -> Tensor:
+    """Return a (rows, num_classes) view or copy of ``logits``.
+
+    (N, C) stays as it is when ``num_classes == C``. (N, A*K, H, W) becomes
+    (N*H*W*A, K): every position (and every anchor of it) is one row.
+    """
+    if logits.dim() == 4:
+        logits = logits.permute(0, 2, 3, 1)
+    return logits.reshape(-1, num_classes)
+
+
+def mask_to_rows(valid_mask: Tensor, logits: Tensor,
+                 num_classes: int) -> Tensor:
+    """Expand a per-sample or per-pixel mask to the rows of ``to_rows``.
+
+    Args:
+        valid_mask: Bool mask of shape (N,) for (N, C) logits or (N, H, W)
+            for (N, C, H, W) logits; True keeps the row.
+        logits: The logits the mask belongs to.
+        num_classes: Columns per row.
+
+    Returns:
+        A flat bool tensor with one entry per row.
+    """
+    expected: Tuple[int, ...] = (logits.shape[0], ) + tuple(logits.shape[2:])
+    if tuple(valid_mask.shape) != expected:
+        raise ValueError(
+            f'valid_mask must have shape {expected} (N, or N x H x W) for '
+            f'logits of shape {tuple(logits.shape)}, got '
+            f'{tuple(valid_mask.shape)}')
+    groups = logits.shape[1] // num_classes
+    mask = valid_mask.to(device=logits.device, dtype=torch.bool).reshape(-1)
+    return mask.repeat_interleave(groups) if groups > 1 else mask

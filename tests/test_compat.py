@@ -1,0 +1,129 @@
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import mmdist  # noqa: F401  applies the fixes
+from mmdist import compat
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (no mmdist imported)."""
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
+                          capture_output=True, text=True)
+
+
+def test_mmrazor_models_import_fails_without_and_works_with_mmdist():
+    stock = run_python('import mmrazor.models')
+    fixed = run_python("""
+        import mmdist
+        import mmrazor.models
+        from mmrazor.models import (ConfigurableDistiller,
+                                    SingleTeacherDistill)
+        from mmrazor.models.task_modules import ModuleOutputsRecorder
+        print('imported')
+    """)
+    assert fixed.returncode == 0, fixed.stderr
+    assert 'imported' in fixed.stdout
+    if stock.returncode == 0:
+        pytest.skip(f'mmrazor imports unpatched on torch {torch.__version__}')
+    assert 'Error' in stock.stderr
+
+
+def test_renamed_fuser_helpers_are_aliased():
+    from torch.ao.quantization import fuser_method_mappings as fuser
+    for old, new in compat._FUSER_ALIASES.items():
+        if hasattr(fuser, new):
+            assert getattr(fuser, old) is getattr(fuser, new)
+    # Idempotent: nothing left to add.
+    assert compat.alias_renamed_fuser_helpers() == []
+
+
+def test_backend_config_utils_is_imported():
+    import torch.ao.quantization.backend_config as backend_config
+    assert hasattr(backend_config, 'utils')
+    assert compat.import_backend_config_utils() is False
+
+
+def test_backend_configs_build_lazily_with_a_clear_error():
+    from mmrazor.structures.quantization import BackendConfigs
+    if compat.backend_configs_build_at_import():
+        pytest.skip('this torch builds the backend configs at import time')
+    assert isinstance(BackendConfigs, compat.LazyBackendConfigs)
+    assert set(BackendConfigs) == set(compat._BACKENDS)
+    with pytest.raises(RuntimeError, match='Quantization is unavailable'):
+        BackendConfigs['native']
+    with pytest.raises(KeyError):
+        BackendConfigs['no-such-backend']
+
+
+def _save_mmengine_style_checkpoint(path):
+    from mmengine.logging import MessageHub
+    from mmengine.runner.checkpoint import save_checkpoint
+    hub = MessageHub.get_instance('mmdist-test-compat')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_scalar('train/lr', np.float64(0.01))
+    checkpoint = dict(
+        meta=dict(epoch=1, iter=10, message_hub=hub.state_dict(),
+                  seed=np.int64(3)),
+        state_dict=dict(weight=torch.arange(4.0)))
+    save_checkpoint(checkpoint, str(path))
+
+
+def test_mmengine_training_checkpoint_loads_with_weights_only(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    _save_mmengine_style_checkpoint(path)
+    load = f"""
+        import torch
+        from mmengine.runner.checkpoint import _load_checkpoint
+        ckpt = _load_checkpoint({str(path)!r}, map_location='cpu')
+        assert torch.equal(ckpt['state_dict']['weight'], torch.arange(4.0))
+        print(type(ckpt['meta']['message_hub']['log_scalars']['train/loss'])
+              .__name__)
+    """
+    stock = run_python(load)
+    fixed = run_python('import mmdist\n' + textwrap.dedent(load))
+    assert fixed.returncode == 0, fixed.stderr
+    assert 'HistoryBuffer' in fixed.stdout
+    if stock.returncode == 0:
+        pytest.skip('torch.load unpickles mmengine checkpoints unpatched')
+    assert 'weights_only' in stock.stderr
+
+
+class NotAllowed:
+    pass
+
+
+class GetattrPayload:
+    """Pickles as getattr(np.dtype, 'mro'), which the restricted getattr
+    must refuse: it resolves HistoryBuffer statistics methods only."""
+
+    def __reduce__(self):
+        return getattr, (np.dtype, 'mro')
+
+
+def test_safe_loading_still_refuses_other_objects(tmp_path):
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        pytest.skip('torch < 2.4 has no weights_only allowlist')
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict={}, payload=NotAllowed()), path)
+    from mmengine.runner.checkpoint import _load_checkpoint
+    with pytest.raises(Exception, match='weights_only'):
+        _load_checkpoint(str(path), map_location='cpu')
+    torch.save(dict(payload=GetattrPayload()), path)
+    with pytest.raises(Exception, match='HistoryBuffer statistics methods'):
+        _load_checkpoint(str(path), map_location='cpu')
+    # Plain weights files keep loading with weights_only=True.
+    weights = tmp_path / 'weights.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2))), weights)
+    assert torch.load(weights, weights_only=True)['state_dict']['w'].sum() == 2
+
+
+def test_apply_is_idempotent():
+    before = compat.apply()
+    assert before['fuser_aliases'] == []
+    assert before['backend_config_utils'] is False
+    assert before['lazy_backend_configs'] is False
