@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from mmdist.registry import MODELS
-from .rows import check_activation, check_pair, mask_to_rows, to_rows
+from .rows import check_activation, prepare_rows
 
 
 def _activate(logits: Tensor, tau: float, activation: str) -> Tensor:
@@ -169,17 +169,10 @@ def dist_loss_terms(preds_S: Tensor,
     Returns:
         ``(inter, intra)``, scalar tensors without the ``tau**2`` factor.
     """
-    check_activation(activation)
-    cols = check_pair(preds_S, preds_T, num_classes)
-    dtype = torch.float64 if preds_S.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=preds_S.device.type, enabled=False):
-        logits = to_rows(preds_S, cols).to(dtype)
-        with torch.no_grad():
-            probs_T = _activate(
-                to_rows(preds_T.detach(), cols).to(dtype), tau, activation)
-        if valid_mask is not None:
-            rows = mask_to_rows(valid_mask, preds_S, cols)
-            logits, probs_T = logits[rows], probs_T[rows]
+        logits, logits_T = prepare_rows(preds_S, preds_T, activation,
+                                        num_classes, valid_mask)
+        probs_T = _activate(logits_T, tau, activation)
         return _DISTRelations.apply(logits, probs_T, float(tau), activation,
                                     float(eps))
 

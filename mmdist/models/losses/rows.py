@@ -83,3 +83,26 @@ def mask_to_rows(valid_mask: Tensor, logits: Tensor,
     groups = logits.shape[1] // num_classes
     mask = valid_mask.to(device=logits.device, dtype=torch.bool).reshape(-1)
     return mask.repeat_interleave(groups) if groups > 1 else mask
+
+
+def prepare_rows(preds_S: Tensor, preds_T: Tensor, activation: str,
+                 num_classes: Optional[int],
+                 valid_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """Check a student/teacher pair and return their valid rows.
+
+    The rows come in float32 (float64 stays float64); the teacher's are
+    detached. Call it with autocast switched off, so that what follows runs
+    in that precision too.
+
+    Returns:
+        ``(rows_S, rows_T)``, each (valid rows, classes per row).
+    """
+    check_activation(activation)
+    cols = check_pair(preds_S, preds_T, num_classes)
+    dtype = torch.float64 if preds_S.dtype == torch.float64 else torch.float32
+    rows_S = to_rows(preds_S, cols).to(dtype)
+    rows_T = to_rows(preds_T.detach(), cols).to(dtype)
+    if valid_mask is not None:
+        keep = mask_to_rows(valid_mask, preds_S, cols)
+        rows_S, rows_T = rows_S[keep], rows_T[keep]
+    return rows_S, rows_T

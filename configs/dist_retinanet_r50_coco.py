@@ -1,0 +1,12 @@
+# DIST on RetinaNet's classification logits, every FPN level, as the authors:
+# sigmoid, beta = gamma = 1, each position one row of 9 anchors x 80 classes.
+# model.distiller.distill_losses.loss_p3.num_classes=80 (and so on) makes each
+# anchor its own row of 80 classes instead.
+_base_ = ['./_base_/retinanet_distill.py']
+
+dist = dict(type='mmdist.DISTLoss', activation='sigmoid', beta=1.0,
+            gamma=1.0, tau=1.0, loss_weight=1.0, log_terms=True)
+model = dict(
+    distiller=dict(
+        distill_losses={f'loss_p{level}': dist
+                        for level in _base_.levels}))

@@ -1,0 +1,192 @@
+"""What tools/train.py and tools/test.py share around MMEngine's Runner."""
+import argparse
+import contextlib
+import os
+import os.path as osp
+import shutil
+from typing import Iterator, List, Optional
+
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.runner import Runner
+
+import mmdist  # noqa: F401  compat fixes and registries
+
+# How to get each data set, by dataset type.
+DATA_HINTS = {
+    'CocoDataset': (
+        'COCO is expected under data/coco: annotations/instances_train2017.'
+        'json, annotations/instances_val2017.json, train2017/ and val2017/ '
+        '(https://cocodataset.org). Link it there (ln -s /path/to/coco '
+        'data/coco) or point the config elsewhere, e.g. --cfg-options '
+        'train_dataloader.dataset.data_root=/path/to/coco/ '
+        'val_dataloader.dataset.data_root=/path/to/coco/ '
+        'test_dataloader.dataset.data_root=/path/to/coco/ '
+        'val_evaluator.ann_file=/path/to/coco/annotations/'
+        'instances_val2017.json test_evaluator.ann_file=/path/to/coco/'
+        'annotations/instances_val2017.json'),
+    'CityscapesDataset': (
+        'Cityscapes is expected under data/cityscapes: leftImg8bit/{train,'
+        'val}/<city>/*_leftImg8bit.png and gtFine/{train,val}/<city>/'
+        '*_gtFine_labelTrainIds.png (https://www.cityscapes-dataset.com). '
+        'The labelTrainIds files are made from the downloaded gtFine '
+        'polygons by mmseg\'s converter: pip install cityscapesscripts; '
+        'python $(python -c "import mmseg, os; print(os.path.dirname('
+        'mmseg.__file__))")/.mim/tools/dataset_converters/cityscapes.py '
+        'data/cityscapes --nproc 8. Or point the config elsewhere, e.g. '
+        '--cfg-options train_dataloader.dataset.data_root=/path/to/'
+        'cityscapes/ val_dataloader.dataset.data_root=/path/to/cityscapes/ '
+        'test_dataloader.dataset.data_root=/path/to/cityscapes/'),
+}
+
+
+def add_runner_args(parser: argparse.ArgumentParser) -> None:
+    """The flags that every tool shares with mmdet's and mmseg's tools."""
+    parser.add_argument('--work-dir', help='where logs and outputs go')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (xxx=yyy format)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Read ``args.config`` and apply the shared flags to it.
+
+    work_dir comes from --work-dir, else the config, else
+    ./work_dirs/<config name>.
+    """
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def _datasets(cfg: Config, loaders: List[str]) -> Iterator[ConfigDict]:
+    for name in loaders:
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        stack = [loader.get('dataset')]
+        while stack:
+            dataset = stack.pop()
+            if isinstance(dataset, (list, tuple)):
+                stack.extend(dataset)
+            elif isinstance(dataset, dict):
+                inner = dataset.get('dataset', dataset.get('datasets'))
+                if inner is not None:  # RepeatDataset, ConcatDataset, ...
+                    stack.append(inner)
+                else:
+                    yield dataset
+
+
+def _evaluator_files(cfg: Config, loaders: List[str]) -> Iterator[str]:
+    for name in loaders:
+        evaluator = cfg.get(name.replace('dataloader', 'evaluator'))
+        for metric in evaluator if isinstance(evaluator, list) else [
+                evaluator]:
+            if isinstance(metric, dict) and metric.get('ann_file'):
+                yield metric['ann_file']
+
+
+def check_data(cfg: Config, loaders: List[str]) -> None:
+    """Check that the data of the given dataloaders is where the config says.
+
+    Args:
+        cfg: The config.
+        loaders: Names such as 'train_dataloader'; their evaluators'
+            annotation files are checked too.
+
+    Raises:
+        FileNotFoundError: With the missing paths and how to provide them.
+    """
+    missing, types = [], set()
+    for ann_file in _evaluator_files(cfg, loaders):
+        if not osp.exists(ann_file) and ann_file not in missing:
+            missing.append(ann_file)
+    for dataset in _datasets(cfg, loaders):
+        root = dataset.get('data_root') or ''
+        paths = [dataset.get('ann_file') or '']
+        prefix = dataset.get('data_prefix') or {}
+        paths += [p for p in prefix.values() if isinstance(p, str)]
+        for path in paths:
+            full = osp.join(root, path) if path else ''
+            if full and not osp.exists(full) and full not in missing:
+                missing.append(full)
+                types.add(str(dataset.get('type', '')).split('.')[-1])
+    if missing:
+        hints = ' '.join(DATA_HINTS[t] for t in sorted(types)
+                         if t in DATA_HINTS)
+        raise FileNotFoundError(
+            'data not found: ' + ', '.join(missing) + '. ' + hints)
+
+
+def check_local_file(path: Optional[str], what: str, option: str) -> None:
+    """Fail early for a local file (not a URL) that is missing."""
+    if path and '://' not in path and not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{what} not found: {path}. Point the config at it with '
+            f'--cfg-options {option}=/path/to/file.pth')
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
+    """Let ``--launcher pytorch`` run on CPU-only machines (gloo).
+
+    MMEngine 0.10.7 calls torch.cuda.set_device in its launcher and gives DDP
+    device_ids=[local_rank]; both fail without CUDA. The process group is
+    started here, so MMEngine skips its own set-up, and DDP gets
+    device_ids=None, which it needs for a CPU module.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.setdefault('env_cfg', ConfigDict())
+    cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
+        type='MMDistributedDataParallel')
+    wrapper.device_ids = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+@contextlib.contextmanager
+def cleanup_on_failure(work_dir: str) -> Iterator[None]:
+    """Remove what a failing block created in ``work_dir``, then re-raise.
+
+    The Runner creates its work and log directories before it builds the
+    model; a bad teacher checkpoint found then should leave nothing behind.
+    """
+    existed = osp.isdir(work_dir)
+    before = set(os.listdir(work_dir)) if existed else set()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        elif osp.isdir(work_dir):
+            for name in set(os.listdir(work_dir)) - before:
+                path = osp.join(work_dir, name)
+                if osp.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
+        raise
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the Runner, leaving nothing in work_dir if that fails."""
+    with cleanup_on_failure(cfg.work_dir):
+        return Runner.from_cfg(cfg)

@@ -1,0 +1,3 @@
+from .synthetic import COCO_SHAPES, make_coco
+
+__all__ = ['COCO_SHAPES', 'make_coco']

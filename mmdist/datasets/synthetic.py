@@ -1,0 +1,143 @@
+"""Small synthetic data sets in the real COCO and Cityscapes layouts.
+
+Coloured geometric shapes on textured backgrounds, deterministic from a
+seed. They serve the tests and the embedded demo: the real mmdet and mmseg
+datasets, pipelines and metrics read them as they read COCO and Cityscapes.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+# Each shape is drawn as one COCO category (its real name and id).
+COCO_SHAPES: Dict[str, Tuple[int, str]] = {
+    'circle': (37, 'sports ball'),
+    'square': (62, 'tv'),
+    'triangle': (38, 'kite'),
+}
+
+
+def _coco_categories() -> List[dict]:
+    from mmdet.datasets import CocoDataset
+    # The real COCO category ids: 1-90 with gaps.
+    ids = [
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+        22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41,
+        42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
+        60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80,
+        81, 82, 84, 85, 86, 87, 88, 89, 90
+    ]
+    names = CocoDataset.METAINFO['classes']
+    return [dict(id=i, name=n, supercategory='shape')
+            for i, n in zip(ids, names)]
+
+
+def _background(rng: np.random.RandomState, height: int,
+                width: int) -> np.ndarray:
+    """A smooth colour gradient with noise and stripes."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = rng.uniform(40, 200, size=3)
+    slope = rng.uniform(-0.4, 0.4, size=(2, 3))
+    image = base + xs[..., None] * slope[0] + ys[..., None] * slope[1]
+    period = rng.uniform(6, 20)
+    image += 12 * np.sin(xs / period)[..., None]
+    image += rng.normal(0, 10, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _shape_polygon(kind: str, cx: float, cy: float,
+                   r: float) -> np.ndarray:
+    if kind == 'circle':
+        angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    elif kind == 'square':
+        angles = np.array([0.25, 0.75, 1.25, 1.75]) * np.pi
+    else:
+        angles = np.array([-0.5, 1 / 6, 5 / 6]) * np.pi
+    return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1)
+
+
+def _draw_shapes(rng: np.random.RandomState, image: np.ndarray,
+                 kinds: Sequence[str], count: int,
+                 label_map: np.ndarray = None) -> List[dict]:
+    """Draw ``count`` shapes in place; return their kinds and polygons."""
+    height, width = image.shape[:2]
+    shapes = []
+    for _ in range(count):
+        kind = kinds[rng.randint(len(kinds))]
+        r = rng.uniform(0.08, 0.2) * min(height, width)
+        cx = rng.uniform(r, width - r)
+        cy = rng.uniform(r, height - r)
+        poly = _shape_polygon(kind, cx, cy, r)
+        colour = tuple(int(c) for c in rng.randint(0, 256, size=3))
+        pts = np.round(poly).astype(np.int32)
+        cv2.fillPoly(image, [pts], colour)
+        if label_map is not None:
+            cv2.fillPoly(label_map, [pts], int(kinds.index(kind)))
+        shapes.append(dict(kind=kind, polygon=poly))
+    return shapes
+
+
+def make_coco(root: str,
+              num_train: int = 8,
+              num_val: int = 4,
+              image_size: Tuple[int, int] = (160, 160),
+              max_shapes: int = 3,
+              seed: int = 0) -> Dict[str, str]:
+    """Write a COCO-layout detection data set under ``root``.
+
+    ``root/annotations/instances_{train,val}2017.json`` and
+    ``root/{train,val}2017/*.jpg``, with all 80 COCO categories declared and
+    the shapes labelled as ``COCO_SHAPES``.
+
+    Args:
+        root: The data root (for example ``data/coco``).
+        num_train: Training images.
+        num_val: Validation images.
+        image_size: (height, width) of every image.
+        max_shapes: Each image holds 1 to ``max_shapes`` shapes.
+        seed: Everything drawn follows from it.
+
+    Returns:
+        The annotation file of each split.
+    """
+    rng = np.random.RandomState(seed)
+    height, width = image_size
+    categories = _coco_categories()
+    kinds = list(COCO_SHAPES)
+    ann_files = {}
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    ann_id = 1
+    for split, count in (('train2017', num_train), ('val2017', num_val)):
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, annotations = [], []
+        for index in range(count):
+            image_id = index + 1
+            file_name = f'{image_id:012d}.jpg'
+            image = _background(rng, height, width)
+            shapes = _draw_shapes(rng, image, kinds,
+                                  rng.randint(1, max_shapes + 1))
+            cv2.imwrite(osp.join(root, split, file_name), image)
+            images.append(dict(id=image_id, file_name=file_name,
+                               height=height, width=width))
+            for shape in shapes:
+                poly = np.clip(shape['polygon'], 0, [width - 1, height - 1])
+                x0, y0 = poly.min(0)
+                x1, y1 = poly.max(0)
+                annotations.append(dict(
+                    id=ann_id, image_id=image_id,
+                    category_id=COCO_SHAPES[shape['kind']][0],
+                    bbox=[float(x0), float(y0), float(x1 - x0),
+                          float(y1 - y0)],
+                    area=float(cv2.contourArea(poly.astype(np.float32))),
+                    segmentation=[poly.reshape(-1).round(2).tolist()],
+                    iscrowd=0))
+                ann_id += 1
+        ann_file = osp.join(root, 'annotations', f'instances_{split}.json')
+        with open(ann_file, 'w') as f:
+            json.dump(dict(images=images, annotations=annotations,
+                           categories=categories), f)
+        ann_files[split] = ann_file
+    return ann_files

@@ -1,0 +1,3 @@
+from .frozen_teacher_distill import FrozenTeacherDistill, split_loss_terms
+
+__all__ = ['FrozenTeacherDistill', 'split_loss_terms']

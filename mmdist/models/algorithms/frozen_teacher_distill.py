@@ -1,0 +1,117 @@
+"""Single-teacher distillation whose teacher runs only what is distilled."""
+import contextlib
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.structures import BaseDataElement
+from mmrazor.models.algorithms import SingleTeacherDistill
+from mmrazor.models.utils import add_prefix
+from torch import Tensor
+
+from mmdist.registry import MODELS
+from .teacher_utils import check_same_classes, load_teacher_checkpoint
+
+
+def split_loss_terms(losses: Dict[str, object]) -> Dict[str, Tensor]:
+    """Flatten losses that return ``dict(loss=..., <term>=...)``.
+
+    ``loss_dist_p3: dict(loss, inter, intra)`` becomes ``loss_dist_p3`` plus
+    ``dist_p3_inter`` and ``dist_p3_intra``: names without "loss", which
+    MMEngine logs but does not add to the total.
+    """
+    flat: Dict[str, Tensor] = {}
+    for name, value in losses.items():
+        if not isinstance(value, dict):
+            flat[name] = value
+            continue
+        flat[name] = value['loss']
+        stem = name.replace('loss', '').strip('_') or 'distill'
+        for term, term_value in value.items():
+            if term != 'loss':
+                flat[f'{stem}_{term}'] = term_value
+    return flat
+
+
+@MODELS.register_module()
+class FrozenTeacherDistill(SingleTeacherDistill):
+    """MMRazor's SingleTeacherDistill with a frozen, forward-only teacher.
+
+    MMRazor's algorithm runs the teacher in ``mode='loss'``: target
+    assignment and every teacher loss are computed and thrown away. Here the
+    teacher runs :meth:`teacher_forward` (by default its ``mode='tensor'``
+    forward: backbone, neck and heads, no losses, no targets) under
+    ``torch.no_grad``, stays in eval mode for the whole run (its BN
+    statistics never move) and has no trainable parameters. The recorders,
+    connectors and loss mappings of MMRazor's ConfigurableDistiller are used
+    as they are.
+
+    The teacher checkpoint is loaded strictly, and student and teacher must
+    predict the same classes: both are checked when the model is built,
+    before training starts.
+
+    Args:
+        distiller: Config of the distiller (MMRazor ConfigurableDistiller).
+        teacher: Config of the teacher or a built teacher; a
+            ``dict(cfg_path='mmdet::...', pretrained=False)`` builds it from
+            a stock config.
+        teacher_ckpt: Path or URL of the teacher's weights.
+        **kwargs: The other arguments of SingleTeacherDistill
+            (``architecture`` is the student).
+    """
+
+    def __init__(self,
+                 distiller: dict,
+                 teacher: dict,
+                 teacher_ckpt: Optional[str] = None,
+                 **kwargs) -> None:
+        for fixed in ('teacher_trainable', 'teacher_norm_eval'):
+            if fixed in kwargs:
+                raise ValueError(
+                    f'{type(self).__name__} keeps the teacher frozen and in '
+                    f'eval mode; remove {fixed} from the config (use '
+                    "MMRazor's SingleTeacherDistill for a trainable teacher)")
+        super().__init__(distiller, teacher, teacher_ckpt=None, **kwargs)
+        check_same_classes(self.student, self.teacher)
+        if teacher_ckpt:
+            load_teacher_checkpoint(self.teacher, teacher_ckpt)
+            # Keep init_weights from overwriting the loaded weights.
+            self.teacher._is_init = True
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+
+    def teacher_forward(self, inputs: Tensor,
+                        data_samples: Optional[List[BaseDataElement]]) -> None:
+        """Run the part of the teacher that the recorders need."""
+        self.teacher(inputs, data_samples, mode='tensor')
+
+    def loss(self,
+             inputs: Tensor,
+             data_samples: Optional[List[BaseDataElement]] = None
+             ) -> Dict[str, Tensor]:
+        """Student losses plus the distillation losses."""
+        distiller = self.distiller
+        distiller.set_deliveries_override(False)
+        with distiller.teacher_recorders, distiller.deliveries, \
+                torch.no_grad():
+            self.teacher_forward(inputs, data_samples)
+
+        distiller.set_deliveries_override(True)
+        losses = {}
+        no_grad = contextlib.nullcontext() if self.student_trainable \
+            else torch.no_grad()
+        with distiller.student_recorders, distiller.deliveries, no_grad:
+            student_losses = self.student(inputs, data_samples, mode='loss')
+        if self.calculate_student_loss:
+            losses.update(add_prefix(student_losses, 'student'))
+        if not self.distillation_stopped:
+            losses.update(
+                add_prefix(
+                    split_loss_terms(distiller.compute_distill_losses()),
+                    'distill'))
+        return losses
+
+    def train(self, mode: bool = True) -> 'FrozenTeacherDistill':
+        """Switch the student and distiller; the teacher stays in eval."""
+        super().train(mode)
+        self.teacher.eval()
+        return self

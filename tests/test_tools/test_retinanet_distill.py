@@ -1,0 +1,222 @@
+"""End to end on CPU: configs/dist_retinanet_r50_coco.py through the tools.
+
+The real config (X101-64x4d teacher, R50 student) on a generated COCO-layout
+data set, shrunk only through --cfg-options: 128 px images, 2 images a
+batch, one epoch of 2 iterations.
+"""
+import math
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.utils import (REPO, coco_options, read_scalars, read_test_metrics,
+                         run_tool)
+
+CONFIG = 'configs/dist_retinanet_r50_coco.py'
+LEVELS = (3, 4, 5, 6, 7)
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory) -> str:
+    """Weights of a randomly initialised X101-64x4d RetinaNet teacher."""
+    import mmdist  # noqa: F401
+    from mmengine.hub import get_model
+    torch.manual_seed(0)
+    teacher = get_model('mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
+                        pretrained=False)
+    path = str(tmp_path_factory.mktemp('teacher') / 'teacher.pth')
+    torch.save(dict(state_dict=teacher.state_dict()), path)
+    return path
+
+
+def train_options(coco_root, teacher_ckpt):
+    return coco_options(coco_root) + [
+        'model.architecture.backbone.init_cfg=None',
+        f'model.teacher_ckpt={teacher_ckpt}',
+        'model.architecture.test_cfg.score_thr=0.0',
+    ]
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, coco_root, teacher_ckpt):
+    """Train one epoch with a checkpoint every iteration, then resume into a
+    second epoch."""
+    work_dir = str(tmp_path_factory.mktemp('dist_retinanet'))
+    options = train_options(coco_root, teacher_ckpt) + [
+        'default_hooks.checkpoint.by_epoch=False',
+        'default_hooks.checkpoint.interval=1',
+    ]
+    run_tool(['tools/train.py', CONFIG, '--work-dir', work_dir,
+              '--cfg-options', *options])
+    first_run = read_scalars(work_dir)
+    resumed = run_tool(['tools/train.py', CONFIG, '--work-dir', work_dir,
+                        '--resume', '--cfg-options', *options,
+                        'train_cfg.max_epochs=2'])
+    return dict(work_dir=work_dir, first_run=first_run,
+                resume_log=resumed.stdout + resumed.stderr)
+
+
+def test_every_level_logs_a_finite_dist_loss(trained):
+    rows = [r for r in trained['first_run'] if 'loss' in r]
+    assert len(rows) == 2  # two iterations
+    for row in rows:
+        for level in LEVELS:
+            for key in (f'distill.loss_p{level}', f'distill.p{level}_inter',
+                        f'distill.p{level}_intra'):
+                assert math.isfinite(row[key]), (key, row)
+        assert math.isfinite(row['student.loss_cls'])
+    # MMEngine logs losses averaged over a window and other values as they
+    # are: on the first iteration both are that iteration's.
+    for level in LEVELS:
+        assert rows[0][f'distill.loss_p{level}'] == pytest.approx(
+            rows[0][f'distill.p{level}_inter'] +
+            rows[0][f'distill.p{level}_intra'], abs=1e-4)
+
+
+def _load(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def test_student_learns_and_teacher_stays_frozen(trained, teacher_ckpt):
+    first = _load(osp.join(trained['work_dir'], 'iter_1.pth'))['state_dict']
+    second = _load(osp.join(trained['work_dir'], 'iter_2.pth'))['state_dict']
+    teacher = _load(teacher_ckpt)['state_dict']
+    student_keys = [k for k in first if k.startswith('architecture.')
+                    and first[k].is_floating_point()]
+    assert student_keys
+    changed = [k for k in student_keys if not torch.equal(first[k], second[k])]
+    assert any('bbox_head.retina_cls' in k for k in changed)
+    assert any('backbone' in k for k in changed)
+    # Every teacher tensor, BN running statistics included, is the one
+    # loaded from the checkpoint.
+    for ckpt in (first, second):
+        teacher_in_ckpt = {k[len('teacher.'):]: v for k, v in ckpt.items()
+                           if k.startswith('teacher.')}
+        assert teacher_in_ckpt.keys() == teacher.keys()
+        for k, v in teacher.items():
+            assert torch.equal(teacher_in_ckpt[k], v), k
+
+
+def test_resume_continues_from_the_last_checkpoint(trained):
+    assert 'resumed' in trained['resume_log'].lower()
+    iters = [r['iter'] for r in read_scalars(trained['work_dir'])
+             if 'loss' in r]
+    # The first run did iterations 1-2; the resumed one goes on from 3 (an
+    # epoch-based loop resumed from an iteration checkpoint replays the
+    # interrupted epoch), never restarting the count.
+    assert iters[:2] == [1, 2] and iters[2] == 3
+    assert iters == sorted(set(iters))
+    assert osp.isfile(osp.join(trained['work_dir'], f'iter_{iters[-1]}.pth'))
+
+
+def test_converted_student_evaluates_the_same_with_mmdet_test_tool(
+        trained, coco_root, tmp_path):
+    import mmdet
+    with open(osp.join(trained['work_dir'], 'last_checkpoint')) as f:
+        ckpt = f.read().strip()
+    student = str(tmp_path / 'student.pth')
+    run_tool(['tools/convert_student.py', ckpt, student])
+    converted = _load(student)
+    assert not any(k.startswith(('architecture.', 'teacher.'))
+                   for k in converted['state_dict'])
+
+    options = coco_options(coco_root)
+    ours_pkl, theirs_pkl = str(tmp_path / 'ours.pkl'), str(
+        tmp_path / 'theirs.pkl')
+    run_tool(['tools/test.py', CONFIG, ckpt, '--work-dir',
+              str(tmp_path / 'ours'), '--out', ours_pkl, '--cfg-options',
+              *options, 'model.architecture.test_cfg.score_thr=0.0'])
+    mim = osp.join(osp.dirname(mmdet.__file__), '.mim')
+    run_tool([osp.join(mim, 'tools', 'test.py'),
+              osp.join(mim, 'configs', 'retinanet',
+                       'retinanet_r50_fpn_2x_coco.py'), student,
+              '--work-dir', str(tmp_path / 'theirs'), '--out', theirs_pkl,
+              '--cfg-options', *options, 'model.test_cfg.score_thr=0.0'])
+
+    ours = read_test_metrics(str(tmp_path / 'ours'))
+    theirs = read_test_metrics(str(tmp_path / 'theirs'))
+    assert 'coco/bbox_mAP' in ours
+    assert ours == theirs
+    with open(ours_pkl, 'rb') as f:
+        ours_pred = pickle.load(f)
+    with open(theirs_pkl, 'rb') as f:
+        theirs_pred = pickle.load(f)
+    assert len(ours_pred) == len(theirs_pred) == 2
+    for a, b in zip(ours_pred, theirs_pred):
+        assert len(a['pred_instances']['scores']) > 0
+        for key in ('bboxes', 'scores', 'labels'):
+            torch.testing.assert_close(a['pred_instances'][key],
+                                       b['pred_instances'][key])
+
+
+def test_dist_train_sh_runs_two_cpu_processes(coco_root, teacher_ckpt,
+                                              tmp_path):
+    work_dir = str(tmp_path / 'ddp')
+    env = dict(os.environ, PYTHON=sys.executable,
+               PORT='29613', OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work_dir,
+         '--cfg-options', *train_options(coco_root, teacher_ckpt),
+         'train_dataloader.batch_size=1'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    assert 'Distributed launcher: pytorch' in proc.stdout + proc.stderr
+    assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
+    rows = [r for r in read_scalars(work_dir) if 'loss' in r]
+    assert rows and all(math.isfinite(r['distill.loss_p3']) for r in rows)
+
+
+@pytest.fixture(scope='module')
+def student_weights(tmp_path_factory) -> str:
+    """Weights of the R50 student, which do not fit the X101 teacher."""
+    import mmdist  # noqa: F401
+    from mmengine.hub import get_model
+    student = get_model('mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
+                        pretrained=False)
+    path = str(tmp_path_factory.mktemp('student') / 'r50.pth')
+    torch.save(dict(state_dict=student.state_dict()), path)
+    return path
+
+
+@pytest.mark.parametrize('case', [
+    'no_data', 'no_teacher_ckpt', 'unreadable_teacher_ckpt',
+    'teacher_ckpt_of_another_model', 'class_mismatch'
+])
+def test_bad_input_fails_before_training_and_leaves_nothing(
+        case, coco_root, teacher_ckpt, student_weights, tmp_path):
+    garbage = tmp_path / 'garbage.pth'
+    garbage.write_bytes(b'not a checkpoint')
+    options = train_options(coco_root, teacher_ckpt)
+    expected = {
+        'no_data': ['data not found', 'data/coco/annotations/instances_'
+                    'train2017.json', 'COCO is expected under data/coco',
+                    '--cfg-options'],
+        'no_teacher_ckpt': ['teacher checkpoint not found',
+                            'model.teacher_ckpt'],
+        'unreadable_teacher_ckpt': ['could not read the teacher checkpoint'],
+        'teacher_ckpt_of_another_model': ['does not fit the teacher',
+                                          'missing keys', 'shape mismatch'],
+        'class_mismatch': ['num_classes=3', 'num_classes=80'],
+    }[case]
+    if case == 'no_data':
+        options = [o for o in options if 'data_root' not in o]
+    else:
+        options.append({
+            'no_teacher_ckpt': f'model.teacher_ckpt={tmp_path}/missing.pth',
+            'unreadable_teacher_ckpt': f'model.teacher_ckpt={garbage}',
+            'teacher_ckpt_of_another_model':
+            f'model.teacher_ckpt={student_weights}',
+            'class_mismatch': 'model.architecture.bbox_head.num_classes=3',
+        }[case])
+    work_dir = tmp_path / 'work_dir'
+    proc = run_tool(['tools/train.py', CONFIG, '--work-dir', str(work_dir),
+                     '--cfg-options', *options], check=False)
+    assert proc.returncode != 0
+    for text in expected:
+        assert text in proc.stderr, (text, proc.stderr[-3000:])
+    assert not work_dir.exists()

@@ -1,0 +1,61 @@
+"""Train with MMEngine's Runner: a distilled student, or any OpenMMLab model.
+
+    python tools/train.py configs/dist_retinanet_r50_coco.py
+    bash tools/dist_train.sh configs/dist_retinanet_r50_coco.py 8
+
+The flags are those of mmdet's and mmseg's train tools. The data, the
+teacher checkpoint and the teacher itself are checked before training
+starts; a run that fails to start leaves nothing in its work_dir.
+"""
+import argparse
+
+from mmdist.apis import (add_runner_args, build_runner, check_data,
+                         check_local_file, load_config, setup_cpu_distributed)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint, or, without a path, from the '
+        'latest checkpoint in work_dir')
+    parser.add_argument(
+        '--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the lr by the actual batch size (auto_scale_lr)')
+    add_runner_args(parser)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError('--auto-scale-lr needs auto_scale_lr = dict('
+                             'base_batch_size=...) in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        check_local_file(args.resume, 'checkpoint to resume from',
+                         'load_from')
+        cfg.resume, cfg.load_from = True, args.resume
+
+    loaders = ['train_dataloader']
+    if cfg.get('val_cfg'):
+        loaders.append('val_dataloader')
+    check_data(cfg, loaders)
+    check_local_file(cfg.model.get('teacher_ckpt'), 'teacher checkpoint',
+                     'model.teacher_ckpt')
+    setup_cpu_distributed(cfg, args.launcher)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
