@@ -1,0 +1,121 @@
+"""FrozenTeacherDistill on real mmdet RetinaNets (R18 student and teacher,
+to keep it quick on CPU)."""
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import mmdist  # noqa: F401
+from mmdist.models import FrozenTeacherDistill, split_loss_terms
+from mmdist.registry import MODELS
+
+RETINANET = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
+
+
+def algorithm_cfg(**overrides):
+    from mmengine.hub import get_config
+    detector = get_config(RETINANET).model
+    detector.backbone.init_cfg = None
+    detector._scope_ = 'mmdet'
+    cfg = dict(
+        type='mmdist.FrozenTeacherDistill',
+        architecture=copy.deepcopy(detector),
+        teacher=copy.deepcopy(detector),
+        distiller=dict(
+            type='ConfigurableDistiller',
+            student_recorders=dict(
+                cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
+            teacher_recorders=dict(
+                cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
+            distill_losses=dict(
+                loss_p3=dict(type='mmdist.DISTLoss', activation='sigmoid',
+                             log_terms=True)),
+            loss_forward_mappings=dict(
+                loss_p3=dict(
+                    preds_S=dict(from_student=True, recorder='cls'),
+                    preds_T=dict(from_student=False, recorder='cls')))))
+    cfg.update(overrides)
+    return Config(cfg)
+
+
+def build(**overrides):
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmrazor')
+    return MODELS.build(algorithm_cfg(**overrides))
+
+
+def batch(model):
+    from mmdet.testing import demo_mm_inputs
+    data = demo_mm_inputs(batch_size=2, image_shapes=(3, 96, 96),
+                          num_items=[3, 2], num_classes=80)
+    data = model.data_preprocessor(data, training=True)
+    return data['inputs'], data['data_samples']
+
+
+def test_teacher_runs_forward_only_without_graph():
+    model = build()
+    model.train()
+    calls = []
+    teacher_head = model.teacher.bbox_head
+    original = teacher_head.loss_by_feat
+    teacher_head.loss_by_feat = lambda *a, **k: calls.append(1) or original(
+        *a, **k)
+    inputs, samples = batch(model)
+    losses = model.loss(inputs, samples)
+    assert calls == []  # no teacher loss, hence no target assignment
+    teacher_logits = model.distiller.teacher_recorders.get_recorder(
+        'cls').data_buffer
+    assert len(teacher_logits) == 5
+    assert not any(t.requires_grad for t in teacher_logits)
+    assert losses['distill.loss_p3'].requires_grad
+    assert set(losses) >= {
+        'student.loss_cls', 'student.loss_bbox', 'distill.loss_p3',
+        'distill.p3_inter', 'distill.p3_intra'
+    }
+
+
+def test_teacher_is_frozen_and_stays_in_eval():
+    model = build()
+    model.train()
+    assert model.student.training and not model.teacher.training
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    bn = next(m for m in model.teacher.modules()
+              if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    inputs, samples = batch(model)
+    model.loss(inputs, samples)
+    assert torch.equal(bn.running_mean, before)
+
+
+def test_gradients_reach_the_student_only():
+    model = build()
+    model.train()
+    inputs, samples = batch(model)
+    losses = model.loss(inputs, samples)
+    losses['distill.loss_p3'].backward()
+    assert model.student.bbox_head.retina_cls.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_trainable_teacher_options_are_refused():
+    with pytest.raises(ValueError, match='teacher_trainable'):
+        build(teacher_trainable=True)
+
+
+def test_class_mismatch_is_refused_at_build():
+    cfg = algorithm_cfg()
+    cfg.teacher.bbox_head.num_classes = 20
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmrazor')
+    with pytest.raises(ValueError, match=r'num_classes=80.*num_classes=20'):
+        MODELS.build(cfg)
+
+
+def test_split_loss_terms_names():
+    terms = split_loss_terms(dict(
+        loss_p3=dict(loss=torch.tensor(3.), inter=torch.tensor(1.),
+                     intra=torch.tensor(2.)),
+        loss_kd=torch.tensor(4.)))
+    assert set(terms) == {'loss_p3', 'p3_inter', 'p3_intra', 'loss_kd'}
+    assert isinstance(build(), FrozenTeacherDistill)
