@@ -69,3 +69,85 @@ def coco_options(root: str, size: int = 128) -> List[str]:
         ]
     options += ['train_cfg.max_epochs=1', 'default_hooks.logger.interval=1']
     return options
+
+
+def save_random_model(cfg_path: str, path: str, seed: int = 0) -> str:
+    """Save the weights of a randomly initialised model of a stock config."""
+    import torch
+    from mmengine.hub import get_model
+
+    import mmdist  # noqa: F401
+    torch.manual_seed(seed)
+    model = get_model(cfg_path, pretrained=False)
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return path
+
+
+def mim_path(package: str, *parts: str) -> str:
+    """A file shipped inside an installed OpenMMLab package (.mim/...)."""
+    import importlib
+    module = importlib.import_module(package)
+    return osp.join(osp.dirname(module.__file__), '.mim', *parts)
+
+
+def check_stock_tool_agrees(config: str, checkpoint: str, package: str,
+                            stock_config: str, options: List[str],
+                            student_options: List[str], tmp_dir: str,
+                            compare_predictions) -> Dict[str, float]:
+    """Convert the student, then evaluate it with the package's own test tool
+    and the distillation checkpoint with tools/test.py; both must agree.
+
+    Args:
+        config: The distillation config.
+        checkpoint: A checkpoint of it.
+        package: 'mmdet' or 'mmseg'.
+        stock_config: The student's stock config, relative to .mim/configs.
+        options: --cfg-options for both tools (data, sizes).
+        student_options: --cfg-options for the student, given without the
+            'model.' / 'model.architecture.' prefix.
+        tmp_dir: Where to write.
+        compare_predictions: Called with the two lists of predictions.
+
+    Returns:
+        The metrics.
+    """
+    import pickle
+
+    import torch
+    student = osp.join(tmp_dir, 'student.pth')
+    run_tool(['tools/convert_student.py', checkpoint, student])
+    converted = torch.load(student, map_location='cpu', weights_only=True)
+    assert converted['state_dict'] and not any(
+        k.startswith(('architecture.', 'teacher.', 'distiller.'))
+        for k in converted['state_dict'])
+    pkl = {name: osp.join(tmp_dir, f'{name}.pkl')
+           for name in ('ours', 'theirs')}
+    run_tool(['tools/test.py', config, checkpoint, '--work-dir',
+              osp.join(tmp_dir, 'ours'), '--out', pkl['ours'],
+              '--cfg-options', *options,
+              *[f'model.architecture.{o}' for o in student_options]])
+    run_tool([mim_path(package, 'tools', 'test.py'),
+              mim_path(package, 'configs', stock_config), student,
+              '--work-dir', osp.join(tmp_dir, 'theirs'), '--out',
+              pkl['theirs'], '--cfg-options', *options,
+              *[f'model.{o}' for o in student_options]])
+    ours = read_test_metrics(osp.join(tmp_dir, 'ours'))
+    theirs = read_test_metrics(osp.join(tmp_dir, 'theirs'))
+    assert ours and ours == theirs
+    predictions = []
+    for name in ('ours', 'theirs'):
+        with open(pkl[name], 'rb') as f:
+            predictions.append(pickle.load(f))
+    assert len(predictions[0]) == len(predictions[1]) > 0
+    compare_predictions(*predictions)
+    return ours
+
+
+def compare_detections(ours, theirs) -> None:
+    """Both tools predicted the same boxes, scores and labels."""
+    import torch
+    for a, b in zip(ours, theirs):
+        assert len(a['pred_instances']['scores']) > 0
+        for key in ('bboxes', 'scores', 'labels'):
+            torch.testing.assert_close(a['pred_instances'][key],
+                                       b['pred_instances'][key])

@@ -7,15 +7,15 @@ batch, one epoch of 2 iterations.
 import math
 import os
 import os.path as osp
-import pickle
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from tests.utils import (REPO, coco_options, read_scalars, read_test_metrics,
-                         run_tool)
+from tests.utils import (REPO, check_stock_tool_agrees, coco_options,
+                         compare_detections, read_scalars, run_tool,
+                         save_random_model)
 
 CONFIG = 'configs/dist_retinanet_r50_coco.py'
 LEVELS = (3, 4, 5, 6, 7)
@@ -24,14 +24,9 @@ LEVELS = (3, 4, 5, 6, 7)
 @pytest.fixture(scope='module')
 def teacher_ckpt(tmp_path_factory) -> str:
     """Weights of a randomly initialised X101-64x4d RetinaNet teacher."""
-    import mmdist  # noqa: F401
-    from mmengine.hub import get_model
-    torch.manual_seed(0)
-    teacher = get_model('mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
-                        pretrained=False)
-    path = str(tmp_path_factory.mktemp('teacher') / 'teacher.pth')
-    torch.save(dict(state_dict=teacher.state_dict()), path)
-    return path
+    return save_random_model(
+        'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
+        str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))
 
 
 def train_options(coco_root, teacher_ckpt):
@@ -116,42 +111,13 @@ def test_resume_continues_from_the_last_checkpoint(trained):
 
 def test_converted_student_evaluates_the_same_with_mmdet_test_tool(
         trained, coco_root, tmp_path):
-    import mmdet
     with open(osp.join(trained['work_dir'], 'last_checkpoint')) as f:
         ckpt = f.read().strip()
-    student = str(tmp_path / 'student.pth')
-    run_tool(['tools/convert_student.py', ckpt, student])
-    converted = _load(student)
-    assert not any(k.startswith(('architecture.', 'teacher.'))
-                   for k in converted['state_dict'])
-
-    options = coco_options(coco_root)
-    ours_pkl, theirs_pkl = str(tmp_path / 'ours.pkl'), str(
-        tmp_path / 'theirs.pkl')
-    run_tool(['tools/test.py', CONFIG, ckpt, '--work-dir',
-              str(tmp_path / 'ours'), '--out', ours_pkl, '--cfg-options',
-              *options, 'model.architecture.test_cfg.score_thr=0.0'])
-    mim = osp.join(osp.dirname(mmdet.__file__), '.mim')
-    run_tool([osp.join(mim, 'tools', 'test.py'),
-              osp.join(mim, 'configs', 'retinanet',
-                       'retinanet_r50_fpn_2x_coco.py'), student,
-              '--work-dir', str(tmp_path / 'theirs'), '--out', theirs_pkl,
-              '--cfg-options', *options, 'model.test_cfg.score_thr=0.0'])
-
-    ours = read_test_metrics(str(tmp_path / 'ours'))
-    theirs = read_test_metrics(str(tmp_path / 'theirs'))
-    assert 'coco/bbox_mAP' in ours
-    assert ours == theirs
-    with open(ours_pkl, 'rb') as f:
-        ours_pred = pickle.load(f)
-    with open(theirs_pkl, 'rb') as f:
-        theirs_pred = pickle.load(f)
-    assert len(ours_pred) == len(theirs_pred) == 2
-    for a, b in zip(ours_pred, theirs_pred):
-        assert len(a['pred_instances']['scores']) > 0
-        for key in ('bboxes', 'scores', 'labels'):
-            torch.testing.assert_close(a['pred_instances'][key],
-                                       b['pred_instances'][key])
+    metrics = check_stock_tool_agrees(
+        CONFIG, ckpt, 'mmdet', 'retinanet/retinanet_r50_fpn_2x_coco.py',
+        coco_options(coco_root), ['test_cfg.score_thr=0.0'], str(tmp_path),
+        compare_detections)
+    assert 'coco/bbox_mAP' in metrics
 
 
 def test_dist_train_sh_runs_two_cpu_processes(coco_root, teacher_ckpt,
@@ -174,13 +140,9 @@ def test_dist_train_sh_runs_two_cpu_processes(coco_root, teacher_ckpt,
 @pytest.fixture(scope='module')
 def student_weights(tmp_path_factory) -> str:
     """Weights of the R50 student, which do not fit the X101 teacher."""
-    import mmdist  # noqa: F401
-    from mmengine.hub import get_model
-    student = get_model('mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
-                        pretrained=False)
-    path = str(tmp_path_factory.mktemp('student') / 'r50.pth')
-    torch.save(dict(state_dict=student.state_dict()), path)
-    return path
+    return save_random_model(
+        'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
+        str(tmp_path_factory.mktemp('student') / 'r50.pth'))
 
 
 @pytest.mark.parametrize('case', [

@@ -84,23 +84,37 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         """Run the part of the teacher that the recorders need."""
         self.teacher(inputs, data_samples, mode='tensor')
 
+    def teacher_forward_after_student(
+            self, inputs: Tensor,
+            data_samples: Optional[List[BaseDataElement]]) -> None:
+        """Teacher work that needs what the student did (nothing here).
+
+        Runs under ``torch.no_grad`` with the teacher recorders still
+        recording what :meth:`teacher_forward` recorded.
+        """
+
     def loss(self,
              inputs: Tensor,
              data_samples: Optional[List[BaseDataElement]] = None
              ) -> Dict[str, Tensor]:
         """Student losses plus the distillation losses."""
         distiller = self.distiller
-        distiller.set_deliveries_override(False)
-        with distiller.teacher_recorders, distiller.deliveries, \
-                torch.no_grad():
-            self.teacher_forward(inputs, data_samples)
-
-        distiller.set_deliveries_override(True)
-        losses = {}
         no_grad = contextlib.nullcontext() if self.student_trainable \
             else torch.no_grad()
-        with distiller.student_recorders, distiller.deliveries, no_grad:
-            student_losses = self.student(inputs, data_samples, mode='loss')
+        # The teacher recorders stay open around the student so that the
+        # teacher can finish after it; they hook only teacher modules.
+        with distiller.teacher_recorders:
+            distiller.set_deliveries_override(False)
+            with distiller.deliveries, torch.no_grad():
+                self.teacher_forward(inputs, data_samples)
+            distiller.set_deliveries_override(True)
+            with distiller.student_recorders, distiller.deliveries, no_grad:
+                student_losses = self.student(
+                    inputs, data_samples, mode='loss')
+            with torch.no_grad():
+                self.teacher_forward_after_student(inputs, data_samples)
+
+        losses = {}
         if self.calculate_student_loss:
             losses.update(add_prefix(student_losses, 'student'))
         if not self.distillation_stopped:
