@@ -71,6 +71,34 @@ def coco_options(root: str, size: int = 128) -> List[str]:
     return options
 
 
+def cityscapes_options(root: str) -> List[str]:
+    """--cfg-options that point a stock Cityscapes config at ``root`` and
+    shrink it for CPU: 64 x 128 crops of 128 x 256 images, 2 iterations."""
+    root = root.rstrip('/') + '/'
+    options = [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')
+    ]
+    options += [
+        'train_dataloader.dataset.pipeline.2.scale=(256,128)',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,128)',
+        # The runner hands the top-level preprocessor to the algorithm.
+        'data_preprocessor.size=(64,128)',
+        'val_dataloader.dataset.pipeline.1.scale=(256,128)',
+        'test_dataloader.dataset.pipeline.1.scale=(256,128)',
+        'train_dataloader.batch_size=2',
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'default_hooks.logger.interval=1',
+        'default_hooks.checkpoint.interval=2',
+    ]
+    for split in ('train', 'val', 'test'):
+        options += [
+            f'{split}_dataloader.num_workers=0',
+            f'{split}_dataloader.persistent_workers=False'
+        ]
+    return options
+
+
 def save_random_model(cfg_path: str, path: str, seed: int = 0) -> str:
     """Save the weights of a randomly initialised model of a stock config."""
     import torch
@@ -93,6 +121,7 @@ def mim_path(package: str, *parts: str) -> str:
 def check_stock_tool_agrees(config: str, checkpoint: str, package: str,
                             stock_config: str, options: List[str],
                             student_options: List[str], tmp_dir: str,
+                            stock_out: str,
                             compare_predictions) -> Dict[str, float]:
     """Convert the student, then evaluate it with the package's own test tool
     and the distillation checkpoint with tools/test.py; both must agree.
@@ -106,7 +135,10 @@ def check_stock_tool_agrees(config: str, checkpoint: str, package: str,
         student_options: --cfg-options for the student, given without the
             'model.' / 'model.architecture.' prefix.
         tmp_dir: Where to write.
-        compare_predictions: Called with the two lists of predictions.
+        stock_out: The --out of the stock tool, under tmp_dir (mmdet: a
+            .pkl file, mmseg: a folder of predicted label maps).
+        compare_predictions: Called with our predictions (a list) and the
+            path of the stock tool's.
 
     Returns:
         The metrics.
@@ -120,34 +152,50 @@ def check_stock_tool_agrees(config: str, checkpoint: str, package: str,
     assert converted['state_dict'] and not any(
         k.startswith(('architecture.', 'teacher.', 'distiller.'))
         for k in converted['state_dict'])
-    pkl = {name: osp.join(tmp_dir, f'{name}.pkl')
-           for name in ('ours', 'theirs')}
+    ours_pkl, theirs_out = osp.join(tmp_dir, 'ours.pkl'), osp.join(
+        tmp_dir, stock_out)
     run_tool(['tools/test.py', config, checkpoint, '--work-dir',
-              osp.join(tmp_dir, 'ours'), '--out', pkl['ours'],
+              osp.join(tmp_dir, 'ours'), '--out', ours_pkl,
               '--cfg-options', *options,
               *[f'model.architecture.{o}' for o in student_options]])
     run_tool([mim_path(package, 'tools', 'test.py'),
               mim_path(package, 'configs', stock_config), student,
-              '--work-dir', osp.join(tmp_dir, 'theirs'), '--out',
-              pkl['theirs'], '--cfg-options', *options,
+              '--work-dir', osp.join(tmp_dir, 'theirs'), '--out', theirs_out,
+              '--cfg-options', *options,
               *[f'model.{o}' for o in student_options]])
     ours = read_test_metrics(osp.join(tmp_dir, 'ours'))
     theirs = read_test_metrics(osp.join(tmp_dir, 'theirs'))
     assert ours and ours == theirs
-    predictions = []
-    for name in ('ours', 'theirs'):
-        with open(pkl[name], 'rb') as f:
-            predictions.append(pickle.load(f))
-    assert len(predictions[0]) == len(predictions[1]) > 0
-    compare_predictions(*predictions)
+    with open(ours_pkl, 'rb') as f:
+        predictions = pickle.load(f)
+    assert predictions
+    compare_predictions(predictions, theirs_out)
     return ours
 
 
-def compare_detections(ours, theirs) -> None:
+def compare_detections(ours: list, theirs_pkl: str) -> None:
     """Both tools predicted the same boxes, scores and labels."""
+    import pickle
+
     import torch
+    with open(theirs_pkl, 'rb') as f:
+        theirs = pickle.load(f)
+    assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
         assert len(a['pred_instances']['scores']) > 0
         for key in ('bboxes', 'scores', 'labels'):
             torch.testing.assert_close(a['pred_instances'][key],
                                        b['pred_instances'][key])
+
+
+def compare_label_maps(ours: list, theirs_dir: str) -> None:
+    """mmseg's tool wrote the same label maps as our predictions hold."""
+    import cv2
+    import numpy as np
+    for prediction in ours:
+        name = osp.splitext(osp.basename(prediction['img_path']))[0]
+        theirs = cv2.imread(osp.join(theirs_dir, name + '.png'),
+                            cv2.IMREAD_UNCHANGED)
+        assert theirs is not None, name
+        mine = prediction['pred_sem_seg']['data'][0].numpy()
+        np.testing.assert_array_equal(mine, theirs)

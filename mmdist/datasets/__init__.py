@@ -1,3 +1,4 @@
-from .synthetic import COCO_SHAPES, make_coco
+from .synthetic import (CITYSCAPES_SHAPES, COCO_SHAPES, make_cityscapes,
+                        make_coco)
 
-__all__ = ['COCO_SHAPES', 'make_coco']
+__all__ = ['CITYSCAPES_SHAPES', 'COCO_SHAPES', 'make_cityscapes', 'make_coco']

@@ -12,6 +12,16 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+# Cityscapes train ids: the background is road below a horizon and sky
+# above it; each shape is one class; a band at the bottom (the ego
+# vehicle's bonnet in real Cityscapes) is 255, ignored.
+CITYSCAPES_ROAD, CITYSCAPES_SKY, CITYSCAPES_IGNORE = 0, 10, 255
+CITYSCAPES_SHAPES: Dict[str, int] = {
+    'circle': 7,  # traffic sign
+    'square': 13,  # car
+    'triangle': 11,  # person
+}
+
 # Each shape is drawn as one COCO category (its real name and id).
 COCO_SHAPES: Dict[str, Tuple[int, str]] = {
     'circle': (37, 'sports ball'),
@@ -59,10 +69,17 @@ def _shape_polygon(kind: str, cx: float, cy: float,
     return np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1)
 
 
-def _draw_shapes(rng: np.random.RandomState, image: np.ndarray,
-                 kinds: Sequence[str], count: int,
-                 label_map: np.ndarray = None) -> List[dict]:
-    """Draw ``count`` shapes in place; return their kinds and polygons."""
+def _draw_shapes(rng: np.random.RandomState,
+                 image: np.ndarray,
+                 kinds: Sequence[str],
+                 count: int,
+                 label_map: np.ndarray = None,
+                 labels: Dict[str, int] = None) -> List[dict]:
+    """Draw ``count`` shapes in place; return their kinds and polygons.
+
+    With ``label_map``, each shape is also painted there with
+    ``labels[kind]``.
+    """
     height, width = image.shape[:2]
     shapes = []
     for _ in range(count):
@@ -75,7 +92,7 @@ def _draw_shapes(rng: np.random.RandomState, image: np.ndarray,
         pts = np.round(poly).astype(np.int32)
         cv2.fillPoly(image, [pts], colour)
         if label_map is not None:
-            cv2.fillPoly(label_map, [pts], int(kinds.index(kind)))
+            cv2.fillPoly(label_map, [pts], labels[kind])
         shapes.append(dict(kind=kind, polygon=poly))
     return shapes
 
@@ -141,3 +158,57 @@ def make_coco(root: str,
                            categories=categories), f)
         ann_files[split] = ann_file
     return ann_files
+
+
+def make_cityscapes(root: str,
+                    num_train: int = 4,
+                    num_val: int = 2,
+                    image_size: Tuple[int, int] = (128, 256),
+                    max_shapes: int = 4,
+                    seed: int = 0,
+                    city: str = 'synthcity') -> Dict[str, List[str]]:
+    """Write a Cityscapes-layout segmentation data set under ``root``.
+
+    ``leftImg8bit/{train,val}/<city>/<city>_000000_<i>_leftImg8bit.png`` and
+    ``gtFine/{train,val}/<city>/<city>_000000_<i>_gtFine_labelTrainIds.png``
+    with the 19 train ids of Cityscapes (see ``CITYSCAPES_SHAPES``) and 255
+    for ignored pixels.
+
+    Args:
+        root: The data root (for example ``data/cityscapes``).
+        num_train: Training images.
+        num_val: Validation images.
+        image_size: (height, width) of every image.
+        max_shapes: Each image holds 1 to ``max_shapes`` shapes.
+        seed: Everything drawn follows from it.
+        city: The one city folder.
+
+    Returns:
+        The label files of each split.
+    """
+    rng = np.random.RandomState(seed)
+    height, width = image_size
+    kinds = list(CITYSCAPES_SHAPES)
+    written: Dict[str, List[str]] = {}
+    for split, count in (('train', num_train), ('val', num_val)):
+        img_dir = osp.join(root, 'leftImg8bit', split, city)
+        ann_dir = osp.join(root, 'gtFine', split, city)
+        os.makedirs(img_dir, exist_ok=True)
+        os.makedirs(ann_dir, exist_ok=True)
+        written[split] = []
+        for index in range(count):
+            stem = f'{city}_000000_{index:06d}'
+            image = _background(rng, height, width)
+            labels = np.full((height, width), CITYSCAPES_ROAD, np.uint8)
+            horizon = int(rng.uniform(0.3, 0.5) * height)
+            labels[:horizon] = CITYSCAPES_SKY
+            image[:horizon] = np.clip(
+                image[:horizon].astype(np.int16) + 40, 0, 255)
+            _draw_shapes(rng, image, kinds, rng.randint(1, max_shapes + 1),
+                         labels, CITYSCAPES_SHAPES)
+            labels[-max(1, height // 10):] = CITYSCAPES_IGNORE
+            cv2.imwrite(osp.join(img_dir, f'{stem}_leftImg8bit.png'), image)
+            label_file = osp.join(ann_dir, f'{stem}_gtFine_labelTrainIds.png')
+            cv2.imwrite(label_file, labels)
+            written[split].append(label_file)
+    return written

@@ -40,7 +40,7 @@ def test_train_convert_and_evaluate(coco_root, teacher_ckpt, tmp_path):
     metrics = check_stock_tool_agrees(
         CONFIG, ckpt, 'mmdet', 'faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
         coco_options(coco_root), ['test_cfg.rcnn.score_thr=0.0'],
-        str(tmp_path), compare_detections)
+        str(tmp_path), 'theirs.pkl', compare_detections)
     assert 'coco/bbox_mAP' in metrics
 
 

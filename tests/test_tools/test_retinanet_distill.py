@@ -116,7 +116,7 @@ def test_converted_student_evaluates_the_same_with_mmdet_test_tool(
     metrics = check_stock_tool_agrees(
         CONFIG, ckpt, 'mmdet', 'retinanet/retinanet_r50_fpn_2x_coco.py',
         coco_options(coco_root), ['test_cfg.score_thr=0.0'], str(tmp_path),
-        compare_detections)
+        'theirs.pkl', compare_detections)
     assert 'coco/bbox_mAP' in metrics
 
 

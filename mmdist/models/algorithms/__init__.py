@@ -1,7 +1,8 @@
 from .frozen_teacher_distill import FrozenTeacherDistill, split_loss_terms
 from .roi_teacher_distill import RoITeacherDistill, roi_stage
+from .seg_teacher_distill import SegTeacherDistill
 
 __all__ = [
-    'FrozenTeacherDistill', 'RoITeacherDistill', 'roi_stage',
-    'split_loss_terms'
+    'FrozenTeacherDistill', 'RoITeacherDistill', 'SegTeacherDistill',
+    'roi_stage', 'split_loss_terms'
 ]

@@ -17,10 +17,10 @@ written out with autograd.
 from typing import Optional, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmdist.registry import MODELS
-from .rows import check_activation, prepare_rows
+from .rows import LogitLoss, prepare_rows
 
 
 def _activate(logits: Tensor, tau: float, activation: str) -> Tensor:
@@ -208,7 +208,7 @@ def dist_loss(preds_S: Tensor,
 
 
 @MODELS.register_module()
-class DISTLoss(nn.Module):
+class DISTLoss(LogitLoss):
     """DIST loss as a module, registered as ``mmdist.DISTLoss``.
 
     ``loss = loss_weight * tau**2 * (beta * inter + gamma * intra)``, see
@@ -222,6 +222,8 @@ class DISTLoss(nn.Module):
         activation: 'softmax' or 'sigmoid'.
         num_classes: Classes per row; None keeps all channels in one row.
         loss_weight: Multiplies the whole loss.
+        ignore_index: Label of the pixels to leave out when forward gets
+            ``gt_labels`` (255 for Cityscapes).
         log_terms: Return ``dict(loss=..., inter=..., intra=...)`` where the
             terms are detached and weighted as in the loss, for logging.
         eps: Added to the denominator of each correlation.
@@ -234,39 +236,37 @@ class DISTLoss(nn.Module):
                  activation: str = 'softmax',
                  num_classes: Optional[int] = None,
                  loss_weight: float = 1.0,
+                 ignore_index: Optional[int] = None,
                  log_terms: bool = False,
                  eps: float = 1e-8) -> None:
-        super().__init__()
-        check_activation(activation)
-        if tau <= 0:
-            raise ValueError(f'tau must be positive, got {tau}')
+        super().__init__(tau, activation, num_classes, loss_weight,
+                         ignore_index)
         self.beta = beta
         self.gamma = gamma
-        self.tau = tau
-        self.activation = activation
-        self.num_classes = num_classes
-        self.loss_weight = loss_weight
         self.log_terms = log_terms
         self.eps = eps
 
     def forward(self,
                 preds_S: Tensor,
                 preds_T: Tensor,
-                valid_mask: Optional[Tensor] = None):
+                valid_mask: Optional[Tensor] = None,
+                gt_labels: Optional[Tensor] = None):
         """Compute the loss.
 
         Args:
             preds_S: Student logits, (N, C) or (N, C, H, W).
             preds_T: Teacher logits, same shape.
             valid_mask: Optional bool mask, (N,) or (N, H, W).
+            gt_labels: Optional label map, (N, 1, H', W') or (N, H', W'),
+                of any size: pixels labelled ``ignore_index`` are left out.
 
         Returns:
             The weighted loss, or a dict with ``loss``, ``inter`` and
             ``intra`` when ``log_terms`` is set.
         """
-        inter, intra = dist_loss_terms(preds_S, preds_T, self.tau,
-                                       self.activation, self.num_classes,
-                                       valid_mask, self.eps)
+        inter, intra = dist_loss_terms(
+            preds_S, preds_T, self.tau, self.activation, self.num_classes,
+            self.valid_mask(preds_S, valid_mask, gt_labels), self.eps)
         scale = self.loss_weight * self.tau**2
         inter, intra = scale * self.beta * inter, scale * self.gamma * intra
         loss = inter + intra
@@ -275,7 +275,4 @@ class DISTLoss(nn.Module):
         return dict(loss=loss, inter=inter.detach(), intra=intra.detach())
 
     def extra_repr(self) -> str:
-        return (f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, '
-                f'activation={self.activation!r}, '
-                f'num_classes={self.num_classes}, '
-                f'loss_weight={self.loss_weight}')
+        return f'beta={self.beta}, gamma={self.gamma}, ' + super().extra_repr()

@@ -12,10 +12,10 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmdist.registry import MODELS
-from .rows import check_activation, prepare_rows
+from .rows import LogitLoss, prepare_rows
 
 
 def kd_loss(preds_S: Tensor,
@@ -58,7 +58,7 @@ def kd_loss(preds_S: Tensor,
 
 
 @MODELS.register_module()
-class KDLoss(nn.Module):
+class KDLoss(LogitLoss):
     """KD loss as a module, registered as ``mmdist.KDLoss``.
 
     Args:
@@ -66,26 +66,16 @@ class KDLoss(nn.Module):
         activation: 'softmax' or 'sigmoid'.
         num_classes: Classes per row; None keeps all channels in one row.
         loss_weight: Multiplies the loss.
+        ignore_index: Label of the pixels to leave out when forward gets
+            ``gt_labels``.
     """
-
-    def __init__(self,
-                 tau: float = 1.0,
-                 activation: str = 'softmax',
-                 num_classes: Optional[int] = None,
-                 loss_weight: float = 1.0) -> None:
-        super().__init__()
-        check_activation(activation)
-        if tau <= 0:
-            raise ValueError(f'tau must be positive, got {tau}')
-        self.tau = tau
-        self.activation = activation
-        self.num_classes = num_classes
-        self.loss_weight = loss_weight
 
     def forward(self,
                 preds_S: Tensor,
                 preds_T: Tensor,
-                valid_mask: Optional[Tensor] = None) -> Tensor:
-        return self.loss_weight * kd_loss(preds_S, preds_T, self.tau,
-                                          self.activation, self.num_classes,
-                                          valid_mask)
+                valid_mask: Optional[Tensor] = None,
+                gt_labels: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss; the arguments are those of DISTLoss.forward."""
+        return self.loss_weight * kd_loss(
+            preds_S, preds_T, self.tau, self.activation, self.num_classes,
+            self.valid_mask(preds_S, valid_mask, gt_labels))

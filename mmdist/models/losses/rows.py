@@ -6,7 +6,8 @@ when ``num_classes`` splits the channels, one anchor of one position.
 from typing import Optional, Tuple
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 ACTIVATIONS = ('softmax', 'sigmoid')
 
@@ -106,3 +107,79 @@ def prepare_rows(preds_S: Tensor, preds_T: Tensor, activation: str,
         keep = mask_to_rows(valid_mask, preds_S, cols)
         rows_S, rows_T = rows_S[keep], rows_T[keep]
     return rows_S, rows_T
+
+
+def labels_to_mask(gt_labels: Tensor, logits: Tensor,
+                   ignore_index: int) -> Tensor:
+    """Valid-pixel mask of dense logits from a label map of any size.
+
+    Args:
+        gt_labels: Labels, (N, H', W') or (N, 1, H', W'); brought to the
+            logits' size by nearest-neighbour resizing.
+        logits: Dense logits, (N, C, H, W).
+        ignore_index: The label of pixels to leave out.
+
+    Returns:
+        A bool mask of shape (N, H, W).
+    """
+    if logits.dim() != 4:
+        raise ValueError('gt_labels needs dense (N, C, H, W) logits, got '
+                         f'shape {tuple(logits.shape)}')
+    if gt_labels.dim() == 3:
+        gt_labels = gt_labels.unsqueeze(1)
+    if gt_labels.dim() != 4 or gt_labels.shape[1] != 1 or \
+            gt_labels.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f'gt_labels must be (N, H, W) or (N, 1, H, W) with N = '
+            f'{logits.shape[0]}, got shape {tuple(gt_labels.shape)}')
+    labels = F.interpolate(
+        gt_labels.float(), size=logits.shape[2:], mode='nearest')
+    return labels[:, 0].to(torch.long) != ignore_index
+
+
+class LogitLoss(nn.Module):
+    """What the registered logit losses share: settings and row masks.
+
+    Args:
+        tau: Temperature.
+        activation: 'softmax' or 'sigmoid'.
+        num_classes: Classes per row; None keeps all channels in one row.
+        loss_weight: Multiplies the loss.
+        ignore_index: With ``gt_labels`` given to forward, pixels of this
+            label are left out (dense logits only).
+    """
+
+    def __init__(self,
+                 tau: float = 1.0,
+                 activation: str = 'softmax',
+                 num_classes: Optional[int] = None,
+                 loss_weight: float = 1.0,
+                 ignore_index: Optional[int] = None) -> None:
+        super().__init__()
+        check_activation(activation)
+        if tau <= 0:
+            raise ValueError(f'tau must be positive, got {tau}')
+        self.tau = tau
+        self.activation = activation
+        self.num_classes = num_classes
+        self.loss_weight = loss_weight
+        self.ignore_index = ignore_index
+
+    def valid_mask(self, preds_S: Tensor, valid_mask: Optional[Tensor],
+                   gt_labels: Optional[Tensor]) -> Optional[Tensor]:
+        """Combine an explicit mask and the labels' ignored pixels."""
+        if gt_labels is None:
+            return valid_mask
+        if self.ignore_index is None:
+            raise ValueError(
+                f'{type(self).__name__} got gt_labels but has no '
+                'ignore_index; set ignore_index=255 (for example) in its '
+                'config')
+        mask = labels_to_mask(gt_labels, preds_S, self.ignore_index)
+        return mask if valid_mask is None else mask & valid_mask.bool()
+
+    def extra_repr(self) -> str:
+        return (f'tau={self.tau}, activation={self.activation!r}, '
+                f'num_classes={self.num_classes}, '
+                f'loss_weight={self.loss_weight}, '
+                f'ignore_index={self.ignore_index}')

@@ -238,3 +238,38 @@ def test_repeated_backward_gives_independent_gradients():
     second, = torch.autograd.grad(loss, s)
     torch.testing.assert_close(first, kept)  # not overwritten
     torch.testing.assert_close(second, first)
+
+
+def test_gt_labels_leave_ignored_pixels_out():
+    s, t = randn(2, 19, 4, 6, seed=33), randn(2, 19, 4, 6, seed=34)
+    # Labels at twice the logits' resolution; nearest picks every 2nd pixel.
+    labels = torch.randint(0, 19, (2, 1, 8, 12),
+                           generator=torch.Generator().manual_seed(2))
+    labels[0, 0, :4] = 255
+    labels[1, 0, :, 6:] = 255
+    mask = labels[:, 0, ::2, ::2] != 255
+    module = DISTLoss(ignore_index=255)
+    expected = dist_loss(s, t, valid_mask=mask)
+    torch.testing.assert_close(module(s, t, gt_labels=labels), expected)
+    rows_s = s.permute(0, 2, 3, 1)[mask]
+    rows_t = t.permute(0, 2, 3, 1)[mask]
+    assert expected.item() == pytest.approx(
+        sum(reference_terms(rows_s, rows_t)), rel=1e-6)
+
+
+def test_all_ignored_crop_gives_zero_finite_loss():
+    s = randn(1, 19, 4, 4, seed=35).requires_grad_()
+    t = randn(1, 19, 4, 4, seed=36)
+    labels = torch.full((1, 1, 32, 32), 255)
+    loss = DISTLoss(ignore_index=255)(s, t, gt_labels=labels)
+    loss.backward()
+    assert loss.item() == 0 and torch.isfinite(s.grad).all()
+    assert not s.grad.any()
+
+
+def test_gt_labels_need_ignore_index_and_matching_batch():
+    s, t = randn(2, 3, 2, 2), randn(2, 3, 2, 2)
+    with pytest.raises(ValueError, match='ignore_index'):
+        DISTLoss()(s, t, gt_labels=torch.zeros(2, 1, 2, 2))
+    with pytest.raises(ValueError, match=r'N = 2.*\(3, 1, 2, 2\)'):
+        DISTLoss(ignore_index=255)(s, t, gt_labels=torch.zeros(3, 1, 2, 2))

@@ -1,0 +1,7 @@
+# Classic KD in DIST's place, for side-by-side runs (see
+# _base_/cityscapes_distill.py).
+_base_ = ['./dist_deeplabv3_r18_cityscapes.py']
+
+model = dict(
+    distiller=dict(
+        distill_losses=dict(_delete_=True, **_base_.seg_kd_losses)))
