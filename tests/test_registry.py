@@ -27,10 +27,14 @@ def test_scoped_name_builds_ours_from_every_registry(scope):
 def test_mmrazor_keeps_its_own_distloss():
     from mmrazor.models.losses import DISTLoss as RazorDISTLoss
     registries = _registries()
-    razor = registries['mmrazor'].build(dict(type='DISTLoss'))
+    # A config in MMRazor's scope gets MMRazor's class for the bare name
+    # (_scope_ pins it: a default scope set elsewhere would win otherwise).
+    razor = registries['mmrazor'].build(
+        dict(type='DISTLoss', _scope_='mmrazor'))
     assert type(razor) is RazorDISTLoss and RazorDISTLoss is not DISTLoss
     # Inside the mmdist scope the bare name is ours.
-    assert type(registries['mmdist'].build(dict(type='DISTLoss'))) is DISTLoss
+    assert type(registries['mmdist'].build(
+        dict(type='DISTLoss', _scope_='mmdist'))) is DISTLoss
 
 
 def test_config_with_custom_imports_builds_ours(tmp_path):

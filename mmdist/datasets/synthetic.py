@@ -21,6 +21,13 @@ CITYSCAPES_SHAPES: Dict[str, int] = {
     'square': 13,  # car
     'triangle': 11,  # person
 }
+# A base colour (BGR) per kind, jittered per shape, so that a small network
+# can learn the toy task in a few hundred iterations from scratch.
+CITYSCAPES_COLOURS = {
+    'circle': (40, 60, 220),
+    'square': (220, 80, 40),
+    'triangle': (50, 200, 60),
+}
 
 # Each shape is drawn as one COCO category (its real name and id).
 COCO_SHAPES: Dict[str, Tuple[int, str]] = {
@@ -74,11 +81,14 @@ def _draw_shapes(rng: np.random.RandomState,
                  kinds: Sequence[str],
                  count: int,
                  label_map: np.ndarray = None,
-                 labels: Dict[str, int] = None) -> List[dict]:
+                 labels: Dict[str, int] = None,
+                 colours: Dict[str, Tuple[int, int, int]] = None
+                 ) -> List[dict]:
     """Draw ``count`` shapes in place; return their kinds and polygons.
 
     With ``label_map``, each shape is also painted there with
-    ``labels[kind]``.
+    ``labels[kind]``. With ``colours``, a shape's colour is its kind's,
+    jittered; otherwise any colour.
     """
     height, width = image.shape[:2]
     shapes = []
@@ -88,7 +98,12 @@ def _draw_shapes(rng: np.random.RandomState,
         cx = rng.uniform(r, width - r)
         cy = rng.uniform(r, height - r)
         poly = _shape_polygon(kind, cx, cy, r)
-        colour = tuple(int(c) for c in rng.randint(0, 256, size=3))
+        if colours is None:
+            colour = tuple(int(c) for c in rng.randint(0, 256, size=3))
+        else:
+            jitter = rng.randint(-40, 41, size=3)
+            colour = tuple(
+                int(c) for c in np.clip(np.add(colours[kind], jitter), 0, 255))
         pts = np.round(poly).astype(np.int32)
         cv2.fillPoly(image, [pts], colour)
         if label_map is not None:
@@ -205,7 +220,7 @@ def make_cityscapes(root: str,
             image[:horizon] = np.clip(
                 image[:horizon].astype(np.int16) + 40, 0, 255)
             _draw_shapes(rng, image, kinds, rng.randint(1, max_shapes + 1),
-                         labels, CITYSCAPES_SHAPES)
+                         labels, CITYSCAPES_SHAPES, CITYSCAPES_COLOURS)
             labels[-max(1, height // 10):] = CITYSCAPES_IGNORE
             cv2.imwrite(osp.join(img_dir, f'{stem}_leftImg8bit.png'), image)
             label_file = osp.join(ann_dir, f'{stem}_gtFine_labelTrainIds.png')

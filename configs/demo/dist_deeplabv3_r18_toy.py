@@ -1,0 +1,9 @@
+# DIST from the toy teacher to the toy student, with the distillation set-up
+# of the real configs (../_base_/cityscapes_distill.py: teacher config,
+# recorders, DIST on both heads, ignored pixels left out).
+_base_ = ['./deeplabv3_r18_toy.py', '../_base_/cityscapes_distill.py']
+custom_imports = dict(imports=['mmdist'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True, architecture=_base_.model, **_base_.seg_distill_model)
+model.update(teacher_ckpt='work_dirs/demo/teacher/iter_200.pth')
