@@ -9,10 +9,11 @@ correlation ``rho(a, b) = <a - mean(a), b - mean(b)> /
     loss  = loss_weight * tau**2 * (beta * inter + gamma * intra)
 
 The two correlations and their gradients are computed by one autograd
-function that keeps only the two probability matrices for the backward pass
-and never materialises the centred copies there, so the loss costs about as
-much as a KL-divergence KD loss and holds less memory than the formula
-written out with autograd.
+function with the gradient in closed form: it keeps the two probability
+matrices and one scratch buffer (which becomes the gradient) for the
+backward pass and never rebuilds the centred copies there, so the loss costs
+no more than a KL-divergence KD loss and holds less memory than the formula
+written out with autograd (benchmarks/bench_dist_loss.py).
 """
 from typing import Optional, Tuple
 
@@ -87,7 +88,7 @@ class _DISTRelations(torch.autograd.Function):
         grad_buffer = torch.empty_like(p)
         # Not saved through save_for_backward: it is scratch space that the
         # forward writes and the first backward call hands out as the grad.
-        ctx.grad_buffer = grad_buffer
+        ctx.grad_buffer = grad_buffer if ctx.needs_input_grad[0] else None
         ctx.save_for_backward(p, probs_T)
         if rows == 0:
             ctx.terms = [None, None]
