@@ -84,13 +84,17 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         """Run the part of the teacher that the recorders need."""
         self.teacher(inputs, data_samples, mode='tensor')
 
+    #: Whether :meth:`teacher_forward_after_student` runs; subclasses that
+    #: set it keep the teacher recorders open around the student.
+    teacher_runs_after_student = False
+
     def teacher_forward_after_student(
             self, inputs: Tensor,
             data_samples: Optional[List[BaseDataElement]]) -> None:
-        """Teacher work that needs what the student did (nothing here).
+        """Teacher work that needs what the student did (none here).
 
-        Runs under ``torch.no_grad`` with the teacher recorders still
-        recording what :meth:`teacher_forward` recorded.
+        Runs under ``torch.no_grad``, the teacher recorders still holding
+        what :meth:`teacher_forward` recorded.
         """
 
     def loss(self,
@@ -101,18 +105,20 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         distiller = self.distiller
         no_grad = contextlib.nullcontext() if self.student_trainable \
             else torch.no_grad()
-        # The teacher recorders stay open around the student so that the
-        # teacher can finish after it; they hook only teacher modules.
-        with distiller.teacher_recorders:
+        with contextlib.ExitStack() as teacher_recording:
+            teacher_recording.enter_context(distiller.teacher_recorders)
             distiller.set_deliveries_override(False)
             with distiller.deliveries, torch.no_grad():
                 self.teacher_forward(inputs, data_samples)
+            if not self.teacher_runs_after_student:
+                teacher_recording.close()
             distiller.set_deliveries_override(True)
             with distiller.student_recorders, distiller.deliveries, no_grad:
                 student_losses = self.student(
                     inputs, data_samples, mode='loss')
-            with torch.no_grad():
-                self.teacher_forward_after_student(inputs, data_samples)
+            if self.teacher_runs_after_student:
+                with torch.no_grad():
+                    self.teacher_forward_after_student(inputs, data_samples)
 
         losses = {}
         if self.calculate_student_loss:

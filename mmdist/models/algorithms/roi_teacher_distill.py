@@ -2,6 +2,8 @@
 from typing import List, Optional, Tuple
 
 from mmengine.structures import BaseDataElement
+from mmrazor.models.task_modules import (ModuleInputsRecorder,
+                                         ModuleOutputsRecorder)
 from torch import Tensor, nn
 
 from mmdist.registry import MODELS
@@ -51,6 +53,8 @@ class RoITeacherDistill(FrozenTeacherDistill):
         **kwargs: The arguments of :class:`FrozenTeacherDistill`.
     """
 
+    teacher_runs_after_student = True
+
     def __init__(self,
                  student_rois: dict = dict(recorder='rois', data_idx=1),
                  teacher_stage: int = 0,
@@ -68,6 +72,16 @@ class RoITeacherDistill(FrozenTeacherDistill):
                 f'student_rois names the recorder {recorder!r}, which is not '
                 'among the student recorders; add rois=dict(type='
                 "'ModuleInputs', source='roi_head.bbox_roi_extractor')")
+        # The teacher recorders stay open while the student runs: a method
+        # or function recorder would record the student's calls too.
+        for name, teacher_recorder in \
+                self.distiller.teacher_recorders.recorders.items():
+            if not isinstance(teacher_recorder, (ModuleOutputsRecorder,
+                                                 ModuleInputsRecorder)):
+                raise ValueError(
+                    f'{type(self).__name__} supports teacher recorders of '
+                    f'modules (ModuleOutputs, ModuleInputs) only; '
+                    f'{name!r} is a {type(teacher_recorder).__name__}')
         self.student_rois = dict(student_rois)
         self.teacher_stage = teacher_stage
         roi_stage(self.teacher.roi_head, teacher_stage)  # checks the stage

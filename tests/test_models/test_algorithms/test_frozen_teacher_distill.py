@@ -119,3 +119,21 @@ def test_split_loss_terms_names():
         loss_kd=torch.tensor(4.)))
     assert set(terms) == {'loss_p3', 'p3_inter', 'p3_intra', 'loss_kd'}
     assert isinstance(build(), FrozenTeacherDistill)
+
+
+def test_teacher_method_recorders_see_the_teacher_only():
+    cfg = algorithm_cfg()
+    cfg.distiller.teacher_recorders.head = dict(
+        type='MethodOutputs',
+        source='mmdet.models.dense_heads.RetinaHead.forward_single')
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmrazor')
+    model = MODELS.build(cfg)
+    model.train()
+    model.loss(*batch(model))
+    recorder = model.distiller.teacher_recorders.get_recorder('head')
+    # One call per FPN level of the teacher; the student's five calls (its
+    # forward runs after the teacher's) are not recorded.
+    assert len(recorder.data_buffer) == 5
+    assert not any(t.requires_grad for out in recorder.data_buffer
+                   for t in out)

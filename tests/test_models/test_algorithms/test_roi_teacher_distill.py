@@ -176,3 +176,12 @@ def test_single_stage_detectors_are_refused():
     cfg.distiller.student_recorders.rois.source = 'bbox_head'
     with pytest.raises(ValueError, match='RoI head'):
         build(copy.deepcopy(cfg))
+
+
+def test_teacher_method_recorders_are_refused():
+    cfg = algorithm_cfg(extra_teacher_recorders=dict(
+        feats=dict(type='MethodOutputs',
+                   source='mmdet.models.detectors.TwoStageDetector.'
+                   'extract_feat')))
+    with pytest.raises(ValueError, match="'feats' is a MethodOutputs"):
+        build(cfg)
