@@ -1,7 +1,7 @@
 # DIST on RetinaNet's classification logits, every FPN level, as the authors:
 # sigmoid, beta = gamma = 1, each position one row of 9 anchors x 80 classes.
-# model.distiller.distill_losses.loss_p3.num_classes=80 (and so on) makes each
-# anchor its own row of 80 classes instead.
+# dist_retinanet_r50_coco_anchor_rows.py makes each anchor its own row of 80
+# classes instead.
 _base_ = ['./_base_/retinanet_distill.py']
 
 dist = dict(type='mmdist.DISTLoss', activation='sigmoid', beta=1.0,
