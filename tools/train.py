@@ -9,6 +9,8 @@ starts; a run that fails to start leaves nothing in its work_dir.
 """
 import argparse
 
+from mmengine.device import get_device
+
 from mmdist.apis import (add_runner_args, build_runner, check_data,
                          check_local_file, load_config, setup_cpu_distributed)
 
@@ -33,6 +35,10 @@ def main() -> None:
     args = parse_args()
     cfg = load_config(args)
     if args.amp:
+        if get_device() == 'cpu':
+            raise ValueError('--amp needs an accelerator: MMEngine\'s '
+                             'AmpOptimWrapper runs on GPU, NPU, MLU or MUSA, '
+                             'and this machine has none; drop --amp')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:

@@ -147,7 +147,7 @@ def student_weights(tmp_path_factory) -> str:
 
 @pytest.mark.parametrize('case', [
     'no_data', 'no_teacher_ckpt', 'unreadable_teacher_ckpt',
-    'teacher_ckpt_of_another_model', 'class_mismatch'
+    'teacher_ckpt_of_another_model', 'class_mismatch', 'amp_without_gpu'
 ])
 def test_bad_input_fails_before_training_and_leaves_nothing(
         case, coco_root, teacher_ckpt, student_weights, tmp_path):
@@ -164,10 +164,14 @@ def test_bad_input_fails_before_training_and_leaves_nothing(
         'teacher_ckpt_of_another_model': ['does not fit the teacher',
                                           'missing keys', 'shape mismatch'],
         'class_mismatch': ['num_classes=3', 'num_classes=80'],
+        'amp_without_gpu': ['--amp needs an accelerator'],
     }[case]
+    if case == 'amp_without_gpu' and torch.cuda.is_available():
+        pytest.skip('this machine has a GPU')
+    flags = ['--amp'] if case == 'amp_without_gpu' else []
     if case == 'no_data':
         options = [o for o in options if 'data_root' not in o]
-    else:
+    elif case != 'amp_without_gpu':
         options.append({
             'no_teacher_ckpt': f'model.teacher_ckpt={tmp_path}/missing.pth',
             'unreadable_teacher_ckpt': f'model.teacher_ckpt={garbage}',
@@ -177,7 +181,7 @@ def test_bad_input_fails_before_training_and_leaves_nothing(
         }[case])
     work_dir = tmp_path / 'work_dir'
     proc = run_tool(['tools/train.py', CONFIG, '--work-dir', str(work_dir),
-                     '--cfg-options', *options], check=False)
+                     *flags, '--cfg-options', *options], check=False)
     assert proc.returncode != 0
     for text in expected:
         assert text in proc.stderr, (text, proc.stderr[-3000:])
