@@ -52,8 +52,13 @@ def convert_student(checkpoint: str, out: str,
         meta['dataset_meta'] = dataset_meta
     tmp = out + '.tmp'
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    torch.save(dict(meta=meta, state_dict=student), tmp)
-    # What mmdet's and mmseg's test tools do on torch >= 2.6.
-    torch.load(tmp, map_location='cpu', weights_only=True)
+    try:
+        torch.save(dict(meta=meta, state_dict=student), tmp)
+        # What mmdet's and mmseg's test tools do on torch >= 2.6.
+        torch.load(tmp, map_location='cpu', weights_only=True)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
     os.replace(tmp, out)
     return len(student)
