@@ -9,7 +9,7 @@ evaluated) or a converted student with the stock student config.
 import argparse
 
 from mmdist.apis import (add_runner_args, build_runner, check_data,
-                         check_local_file, load_config, setup_cpu_distributed)
+                         check_local_file, cpu_distributed, load_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,8 +37,8 @@ def main() -> None:
             dict(type='DumpResults', out_file_path=args.out)
         ]
     check_data(cfg, ['test_dataloader'])
-    setup_cpu_distributed(cfg, args.launcher)
-    metrics = build_runner(cfg).test()
+    with cpu_distributed(cfg, args.launcher):
+        metrics = build_runner(cfg).test()
     print({k: round(float(v), 4) for k, v in metrics.items()})
 
 

@@ -12,7 +12,7 @@ import argparse
 from mmengine.device import get_device
 
 from mmdist.apis import (add_runner_args, build_runner, check_data,
-                         check_local_file, load_config, setup_cpu_distributed)
+                         check_local_file, cpu_distributed, load_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,8 +59,8 @@ def main() -> None:
     check_data(cfg, loaders)
     check_local_file(cfg.model.get('teacher_ckpt'), 'teacher checkpoint',
                      'model.teacher_ckpt')
-    setup_cpu_distributed(cfg, args.launcher)
-    build_runner(cfg).train()
+    with cpu_distributed(cfg, args.launcher):
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -140,18 +140,24 @@ def check_local_file(path: Optional[str], what: str, option: str) -> None:
             f'--cfg-options {option}=/path/to/file.pth')
 
 
-def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
+@contextlib.contextmanager
+def cpu_distributed(cfg: Config, launcher: str) -> Iterator[None]:
     """Let ``--launcher pytorch`` run on CPU-only machines (gloo).
 
     MMEngine 0.10.7 calls torch.cuda.set_device in its launcher and gives DDP
     device_ids=[local_rank]; both fail without CUDA. The process group is
     started here, so MMEngine skips its own set-up, and DDP gets
-    device_ids=None, which it needs for a CPU module.
+    device_ids=None, which it needs for a CPU module. On the way out the
+    ranks wait for each other and the group is destroyed: a rank that tears
+    gloo down while another still talks to it, or leaves it to interpreter
+    exit, can abort ("terminate called without an active exception").
     """
     if launcher == 'none' or torch.cuda.is_available():
+        yield
         return
     import torch.distributed as dist
-    if not dist.is_initialized():
+    started = not dist.is_initialized()
+    if started:
         dist.init_process_group(backend='gloo')
     cfg.setdefault('env_cfg', ConfigDict())
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
@@ -160,6 +166,10 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
         type='MMDistributedDataParallel')
     wrapper.device_ids = None
     cfg.model_wrapper_cfg = wrapper
+    yield
+    if started:
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
