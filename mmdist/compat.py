@@ -21,16 +21,29 @@ problem is present, so on a torch where it is not, nothing changes.
    globals, and for the ``getattr(HistoryBuffer, 'mean')`` calls that
    pickle writes for its statistics methods, a getattr that resolves
    nothing else: safe loading stays on for every file.
+3. mmcv built without CUDA kernels (the only build there is for torch 2.13
+   unless one compiles CUDA) raises ``<op>_impl: implementation for device
+   cuda:0 not found`` on GPU tensors: NMS, RoIAlign and the sigmoid focal
+   loss stop every detector of the paper. Those ops run through
+   torch/torchvision on the devices mmcv was built without
+   (:mod:`mmdist.ops.fallback`), with one warning per op in the log; where
+   mmcv has CUDA kernels nothing is routed. ``MMDIST_TORCH_OPS=1`` routes
+   them on every device, which the tests use to compare both on CPU.
 """
 import importlib
+import logging
+import os
 import pickle
 import sys
 import types
 from collections.abc import Mapping
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, FrozenSet, Iterator, List, Optional
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
+
+from mmdist.ops.fallback import FALLBACKS, first_tensor
 
 _MAPPING_MODULE = 'mmrazor.structures.quantization.backend_config.mapping'
 _BACKENDS = ('academic', 'native', 'tensorrt', 'openvino')
@@ -142,9 +155,15 @@ def mmengine_checkpoint_globals() -> list:
         (history_buffer_getattr, '__builtin__.getattr'),
         np.dtype,
         np.ndarray,
-        np.core.multiarray._reconstruct,
-        np.core.multiarray.scalar,
     ]
+    # numpy 2 moved numpy.core to numpy._core; files name either.
+    multiarray = importlib.import_module(
+        'numpy._core.multiarray' if hasattr(np, '_core') else
+        'numpy.core.multiarray')
+    for name in ('_reconstruct', 'scalar'):
+        types_ += [(getattr(multiarray, name), f'{module}.{name}')
+                   for module in ('numpy.core.multiarray',
+                                  'numpy._core.multiarray')]
     # numpy >= 1.25 pickles dtypes through their classes (Float64DType, ...).
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
@@ -164,6 +183,90 @@ def allow_mmengine_checkpoints() -> bool:
     return True
 
 
+class MMCVOpRouter:
+    """Stands in for one function of mmcv's ``_ext`` module.
+
+    Calls whose first tensor is on one of ``devices`` (device types, e.g.
+    ``'cuda'``) go to ``fallback``, all others to mmcv's own kernel.
+
+    Args:
+        name: The ``_ext`` function name, e.g. ``'nms'``.
+        kernel: mmcv's compiled function.
+        fallback: The torch/torchvision implementation.
+        devices: Device types routed to ``fallback``; None routes all.
+    """
+
+    def __init__(self, name: str, kernel: Callable, fallback: Callable,
+                 devices: Optional[FrozenSet[str]]) -> None:
+        self.name, self.kernel, self.fallback = name, kernel, fallback
+        self.devices = devices
+        self._announced: set = set()
+
+    def __call__(self, *args, **kwargs):
+        device = first_tensor(args, kwargs).device.type
+        if self.devices is not None and device not in self.devices:
+            return self.kernel(*args, **kwargs)
+        if device not in self._announced:
+            self._announced.add(device)
+            why = ('routed everywhere' if self.devices is None else
+                   f'mmcv was built without {device} kernels')
+            print_log(
+                f'mmdist: mmcv op {self.name} runs through torch/torchvision '
+                f'on {device} ({why}; see mmdist/compat.py)',
+                logger='current', level=logging.WARNING)
+        return self.fallback(*args, **kwargs)
+
+
+def devices_to_route(ext: types.ModuleType,
+                     force: Optional[bool] = None
+                     ) -> Optional[FrozenSet[str]]:
+    """Device types whose mmcv ops go to torch/torchvision; None is all.
+
+    Args:
+        ext: mmcv's compiled ``_ext`` module.
+        force: True routes every device, False only those that mmcv has no
+            kernels for; None reads ``MMDIST_TORCH_OPS`` (1: every device).
+    """
+    if force is None:
+        force = os.environ.get('MMDIST_TORCH_OPS', '0') == '1'
+    if force:
+        return None
+    if ext.get_compiling_cuda_version() == 'not available':
+        return frozenset({'cuda'})
+    return frozenset()
+
+
+def route_mmcv_ops(force: Optional[bool] = None) -> List[str]:
+    """Put :class:`MMCVOpRouter` in front of mmcv's ops where needed.
+
+    Calling it again re-decides (tests force the routing, then undo it).
+
+    Args:
+        force: See :func:`devices_to_route`.
+
+    Returns:
+        The ``_ext`` functions routed (empty where nothing is).
+    """
+    try:
+        ext = importlib.import_module('mmcv._ext')
+    except ImportError:
+        return []  # mmcv without ops: mmdet and mmrazor fail on their own
+    devices = devices_to_route(ext, force)
+    routed = []
+    for name, fallback in FALLBACKS.items():
+        current = getattr(ext, name, None)
+        if current is None:
+            continue
+        kernel = current.kernel if isinstance(current,
+                                              MMCVOpRouter) else current
+        if devices is not None and not devices:
+            setattr(ext, name, kernel)
+            continue
+        setattr(ext, name, MMCVOpRouter(name, kernel, fallback, devices))
+        routed.append(name)
+    return routed
+
+
 def apply() -> Dict[str, object]:
     """Apply every fix whose problem is present; idempotent.
 
@@ -175,4 +278,5 @@ def apply() -> Dict[str, object]:
         backend_config_utils=import_backend_config_utils(),
         lazy_backend_configs=defer_backend_configs(),
         mmengine_checkpoints=allow_mmengine_checkpoints(),
+        routed_mmcv_ops=route_mmcv_ops(),
     )

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,43 @@ def test_apply_is_idempotent():
     assert before['fuser_aliases'] == []
     assert before['backend_config_utils'] is False
     assert before['lazy_backend_configs'] is False
+
+
+def test_mmcv_ops_route_by_device_and_announce_once(monkeypatch):
+    import mmcv._ext as ext
+    from mmcv.ops import nms
+    assert set(compat.route_mmcv_ops(force=False)) <= set(
+        compat.FALLBACKS)
+    if ext.get_compiling_cuda_version() == 'not available':
+        # A CPU-only mmcv: GPU tensors go to torch/torchvision, CPU tensors
+        # stay on mmcv's kernels.
+        assert set(compat.route_mmcv_ops(force=False)) == set(
+            compat.FALLBACKS)
+        assert ext.nms.devices == {'cuda'}
+    messages, calls = [], []
+    monkeypatch.setattr(compat, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    try:
+        compat.route_mmcv_ops(force=True)
+        monkeypatch.setattr(ext.nms, 'fallback',
+                            lambda *a, **k: calls.append(1) or
+                            compat.FALLBACKS['nms'](*a, **k))
+        boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]])
+        for _ in range(3):
+            assert nms(boxes, torch.tensor([0.9, 0.8]), 0.5)[1].tolist() \
+                == [0]
+    finally:
+        compat.route_mmcv_ops(force=False)
+    assert len(calls) == 3
+    assert len(messages) == 1
+    assert 'mmcv op nms runs through torch/torchvision on cpu' in messages[0]
+
+
+def test_mmdist_torch_ops_env_forces_routing():
+    code = 'import mmcv._ext as e, mmdist; print(e.nms.devices, ' \
+        'e.roi_align_forward.devices)'
+    result = subprocess.run([sys.executable, '-c', code], text=True,
+                            capture_output=True,
+                            env=dict(os.environ, MMDIST_TORCH_OPS='1'))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['None', 'None']

@@ -5,15 +5,18 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def run_tool(args: Sequence[str], check: bool = True,
-             timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run ``python <args>`` from the repository root."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2')
+def run_tool(args: Sequence[str], check: bool = True, timeout: int = 900,
+             env: Optional[Dict[str, str]] = None
+             ) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` from the repository root (``env``: variables
+    to set on top of this process's)."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
+               **(env or {}))
     proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:

@@ -15,14 +15,6 @@ TEACHER = ('mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-'
 
 
 @pytest.fixture(scope='module')
-def cityscapes_root(tmp_path_factory) -> str:
-    from mmdist.datasets import make_cityscapes
-    root = str(tmp_path_factory.mktemp('data') / 'cityscapes')
-    make_cityscapes(root, num_train=4, num_val=2, image_size=(128, 256))
-    return root
-
-
-@pytest.fixture(scope='module')
 def teacher_ckpt(tmp_path_factory) -> str:
     return save_random_model(
         TEACHER, str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))

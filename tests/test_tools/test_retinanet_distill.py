@@ -186,3 +186,33 @@ def test_bad_input_fails_before_training_and_leaves_nothing(
     for text in expected:
         assert text in proc.stderr, (text, proc.stderr[-3000:])
     assert not work_dir.exists()
+
+
+def test_stock_student_initialises_from_torchvision(coco_root, teacher_ckpt,
+                                                    tmp_path):
+    """The headline command with the stock student init
+    (``torchvision://resnet50``): the torchvision model table resolves and
+    the ImageNet weights are read from torch's hub cache, where a download
+    would put them (none can happen here)."""
+    import torchvision
+    from mmengine.runner.checkpoint import get_torchvision_models
+    url = get_torchvision_models()['resnet50']
+    assert url.startswith('https://download.pytorch.org/models/resnet50')
+    torch_home = tmp_path / 'torch_home'
+    cache = torch_home / 'hub' / 'checkpoints'
+    cache.mkdir(parents=True)
+    torch.manual_seed(1)
+    imagenet = torchvision.models.resnet50().state_dict()
+    torch.save(imagenet, cache / osp.basename(url))
+
+    work_dir = str(tmp_path / 'work_dir')
+    options = [o for o in train_options(coco_root, teacher_ckpt)
+               if not o.startswith('model.architecture.backbone.init_cfg')]
+    run_tool(['tools/train.py', CONFIG, '--work-dir', work_dir,
+              '--cfg-options', *options],
+             env=dict(TORCH_HOME=str(torch_home)))
+    student = _load(osp.join(work_dir, 'epoch_1.pth'))['state_dict']
+    # conv1 and layer1 are frozen (frozen_stages=1): still ImageNet's.
+    for name in ('conv1.weight', 'layer1.0.conv1.weight'):
+        assert torch.equal(
+            student[f'architecture.backbone.{name}'], imagenet[name])

@@ -1,6 +1,6 @@
 """Single-teacher distillation whose teacher runs only what is distilled."""
 import contextlib
-from typing import Dict, List, Optional
+from typing import ContextManager, Dict, List, Optional
 
 import torch
 from mmengine.structures import BaseDataElement
@@ -10,6 +10,13 @@ from torch import Tensor
 
 from mmdist.registry import MODELS
 from .teacher_utils import check_same_classes, load_teacher_checkpoint
+
+# Accepted values of teacher_precision.
+_AUTOCAST_DTYPES = {
+    None: None,
+    'bfloat16': torch.bfloat16,
+    'float16': torch.float16
+}
 
 
 def split_loss_terms(losses: Dict[str, object]) -> Dict[str, Tensor]:
@@ -49,12 +56,20 @@ class FrozenTeacherDistill(SingleTeacherDistill):
     predict the same classes: both are checked when the model is built,
     before training starts.
 
+    Under ``--amp`` the teacher runs inside the same autocast as the
+    student. ``teacher_precision`` runs the teacher alone under autocast in
+    bfloat16 or float16, with or without ``--amp``: its forward, a large
+    share of a step, is never backpropagated, and the distillation losses
+    read its logits in float32.
+
     Args:
         distiller: Config of the distiller (MMRazor ConfigurableDistiller).
         teacher: Config of the teacher or a built teacher; a
             ``dict(cfg_path='mmdet::...', pretrained=False)`` builds it from
             a stock config.
         teacher_ckpt: Path or URL of the teacher's weights.
+        teacher_precision: None (the student's precision), ``'bfloat16'``
+            or ``'float16'``: the autocast dtype of the teacher's forward.
         **kwargs: The other arguments of SingleTeacherDistill
             (``architecture`` is the student).
     """
@@ -63,6 +78,7 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                  distiller: dict,
                  teacher: dict,
                  teacher_ckpt: Optional[str] = None,
+                 teacher_precision: Optional[str] = None,
                  **kwargs) -> None:
         for fixed in ('teacher_trainable', 'teacher_norm_eval'):
             if fixed in kwargs:
@@ -70,7 +86,13 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                     f'{type(self).__name__} keeps the teacher frozen and in '
                     f'eval mode; remove {fixed} from the config (use '
                     "MMRazor's SingleTeacherDistill for a trainable teacher)")
+        if teacher_precision not in _AUTOCAST_DTYPES:
+            raise ValueError(
+                f'teacher_precision={teacher_precision!r}; expected one of '
+                f'{sorted(map(str, _AUTOCAST_DTYPES))} (None keeps the '
+                "student's precision)")
         super().__init__(distiller, teacher, teacher_ckpt=None, **kwargs)
+        self.teacher_dtype = _AUTOCAST_DTYPES[teacher_precision]
         check_same_classes(self.student, self.teacher)
         if teacher_ckpt:
             load_teacher_checkpoint(self.teacher, teacher_ckpt)
@@ -83,6 +105,12 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                         data_samples: Optional[List[BaseDataElement]]) -> None:
         """Run the part of the teacher that the recorders need."""
         self.teacher(inputs, data_samples, mode='tensor')
+
+    def teacher_precision(self, inputs: Tensor) -> ContextManager:
+        """The autocast that the teacher runs in (none unless configured)."""
+        if self.teacher_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(inputs.device.type, dtype=self.teacher_dtype)
 
     #: Whether :meth:`teacher_forward_after_student` runs; subclasses that
     #: set it keep the teacher recorders open around the student.
@@ -108,7 +136,8 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         with contextlib.ExitStack() as teacher_recording:
             teacher_recording.enter_context(distiller.teacher_recorders)
             distiller.set_deliveries_override(False)
-            with distiller.deliveries, torch.no_grad():
+            with distiller.deliveries, torch.no_grad(), \
+                    self.teacher_precision(inputs):
                 self.teacher_forward(inputs, data_samples)
             if not self.teacher_runs_after_student:
                 teacher_recording.close()
@@ -117,7 +146,7 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                 student_losses = self.student(
                     inputs, data_samples, mode='loss')
             if self.teacher_runs_after_student:
-                with torch.no_grad():
+                with torch.no_grad(), self.teacher_precision(inputs):
                     self.teacher_forward_after_student(inputs, data_samples)
 
         losses = {}

@@ -1,6 +1,7 @@
 """Two-stage distillation: the teacher classifies the student's RoIs."""
 from typing import List, Optional, Tuple
 
+import torch
 from mmengine.structures import BaseDataElement
 from mmrazor.models.task_modules import (ModuleInputsRecorder,
                                          ModuleOutputsRecorder)
@@ -101,7 +102,12 @@ class RoITeacherDistill(FrozenTeacherDistill):
         feats, self._teacher_feats = self._teacher_feats, None
         roi_head = self.teacher.roi_head
         extractor, bbox_head = roi_stage(roi_head, self.teacher_stage)
-        roi_feats = extractor(feats[:extractor.num_inputs], rois)
+        feats = feats[:extractor.num_inputs]
+        if feats[0].dtype == torch.bfloat16:
+            # teacher_precision='bfloat16': mmcv's RoIAlign has no bfloat16
+            # kernel; the bbox head runs under the autocast again.
+            feats = [feat.float() for feat in feats]
+        roi_feats = extractor(feats, rois)
         if getattr(roi_head, 'with_shared_head', False):
             roi_feats = roi_head.shared_head(roi_feats)
         bbox_head(roi_feats)

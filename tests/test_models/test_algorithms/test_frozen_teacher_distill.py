@@ -137,3 +137,49 @@ def test_teacher_method_recorders_see_the_teacher_only():
     assert len(recorder.data_buffer) == 5
     assert not any(t.requires_grad for out in recorder.data_buffer
                    for t in out)
+
+
+def test_teacher_precision_is_checked_before_building():
+    with pytest.raises(ValueError, match=r"teacher_precision='fp8'.*"
+                       r"'bfloat16', 'float16'"):
+        build(teacher_precision='fp8')
+
+
+def test_teacher_in_bfloat16_student_in_float32():
+    model = build()
+    model.train()
+    inputs, samples = batch(model)
+    torch.manual_seed(0)
+    full = model.loss(inputs, samples)
+    full_teacher = model.distiller.get_record('cls', False)
+    model.teacher_dtype = torch.bfloat16  # what teacher_precision sets
+    reduced = model.loss(inputs, samples)
+    teacher = model.distiller.get_record('cls', False)
+    student = model.distiller.get_record('cls', True)
+    assert teacher.dtype == torch.bfloat16 and student.dtype == torch.float32
+    assert (teacher.float() - full_teacher).abs().max() < 0.05
+    loss = reduced['distill.loss_p3']
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert abs(float(loss) - float(full['distill.loss_p3'])) < 1e-2
+    loss.backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    head = model.student.bbox_head.retina_cls
+    assert head.weight.grad is not None and head.weight.grad.dtype == \
+        torch.float32
+
+
+def test_teacher_follows_the_students_autocast():
+    # tools/train.py --amp runs the whole loss under autocast: the teacher
+    # too, unless teacher_precision says otherwise.
+    model = build(teacher_precision='float16')
+    model.train()
+    inputs, samples = batch(model)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(inputs, samples)
+    assert model.distiller.get_record('cls', False).dtype == torch.float16
+    assert model.distiller.get_record('cls', True).dtype == torch.bfloat16
+    assert losses['distill.loss_p3'].dtype == torch.float32
+    model.teacher_dtype = None
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        model.loss(inputs, samples)
+    assert model.distiller.get_record('cls', False).dtype == torch.bfloat16

@@ -1,0 +1,216 @@
+"""Training-step time, images/s and peak memory of the paper's four settings.
+
+For RetinaNet X101 -> R50, Cascade Mask R-CNN X101 -> Faster R-CNN R50,
+DeepLabV3 R101 -> DeepLabV3 R18 and -> PSPNet R18 (the configs of configs/,
+random weights, generated inputs at the stock sizes: COCO 1333 x 800,
+Cityscapes 512 x 1024 crops, 2 images), one training step (forward,
+backward, SGD update through MMEngine's optimizer wrapper) of:
+
+- the student alone (the stock mmdet/mmseg model),
+- MMRazor's stock SingleTeacherDistill with the same distiller (where it
+  computes the same losses: not for the two-stage setting),
+- mmdist's algorithm as configured,
+- mmdist with ``teacher_precision='bfloat16'``,
+
+in float32 and, on a GPU, under AMP (MMEngine's AmpOptimWrapper, float16,
+what ``tools/train.py --amp`` uses). It also reports how far the distillation
+losses move when the teacher runs in bfloat16 (max |difference| over the
+distillation losses, float32 teacher against bfloat16 teacher, same weights
+and batch).
+
+Run: python benchmarks/bench_settings.py [--device cuda] [--repeat 5]
+     [--scale 1.0] [--settings retinanet,faster_rcnn,deeplabv3,pspnet]
+     [--out DIR]
+``--device cpu --scale 0.125`` is the test suite's smoke run.
+"""
+import argparse
+import copy
+import gc
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmdist  # noqa: E402,F401
+from mmdist.testing import (SETTINGS, Setting, build_setting,  # noqa: E402
+                            make_batch)
+
+
+def scaled(size, scale: float):
+    """The stock size times ``scale``, in multiples of 32."""
+    return tuple(max(32, int(round(s * scale / 32)) * 32) for s in size)
+
+
+def sync(device: str) -> None:
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def time_steps(model, data: dict, device: str, amp: bool, warmup: int,
+               repeat: int) -> Dict[str, float]:
+    """Median step time (s) and peak GPU memory (MiB) of train_step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
+    wrapper = AmpOptimWrapper(optimizer=optimizer, loss_scale='dynamic') \
+        if amp else OptimWrapper(optimizer=optimizer)
+    for _ in range(warmup):
+        model.train_step(copy.deepcopy(data), wrapper)
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(repeat):
+        batch = copy.deepcopy(data)
+        sync(device)
+        start = time.perf_counter()
+        model.train_step(batch, wrapper)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() / 2**20 \
+        if device == 'cuda' else float('nan')
+    return dict(step_s=statistics.median(times), peak_mib=peak)
+
+
+def distill_losses(model, data: dict) -> Dict[str, float]:
+    """The distillation losses of one forward (fixed seed: the same RoIs)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        batch = model.data_preprocessor(copy.deepcopy(data), True)
+        losses = model.loss(batch['inputs'], batch['data_samples'])
+    return {k: float(v) for k, v in losses.items()
+            if k.startswith('distill.loss')}
+
+
+def reduced_teacher_drift(model, data: dict) -> Dict[str, float]:
+    """Distillation losses with the teacher in float32 and in bfloat16."""
+    dtype = model.teacher_dtype
+    model.teacher_dtype = None
+    full = distill_losses(model, data)
+    model.teacher_dtype = torch.bfloat16
+    reduced = distill_losses(model, data)
+    model.teacher_dtype = dtype
+    diffs = {k: abs(full[k] - reduced[k]) for k in full}
+    worst = max(diffs, key=diffs.get)
+    return dict(loss=worst, fp32=full[worst], bf16=reduced[worst],
+                max_abs_diff=diffs[worst],
+                max_rel_diff=max(d / max(abs(full[k]), 1e-12)
+                                 for k, d in diffs.items()))
+
+
+def bench_setting(setting: Setting, args) -> List[dict]:
+    size = scaled(setting.image_size, args.scale)
+    data = make_batch(setting, args.batch, size)
+    modes = [False, True] if args.device == 'cuda' and not args.no_amp \
+        else [False]
+    variants = [('student alone', 'student', None)]
+    if setting.stock_algorithm:
+        variants.append(("MMRazor SingleTeacherDistill", 'mmrazor', None))
+    variants += [('mmdist', 'mmdist', None),
+                 ('mmdist, teacher bf16', 'mmdist', 'bfloat16')]
+    rows = []
+    for label, variant, precision in variants:
+        torch.manual_seed(0)
+        model = build_setting(setting, variant, precision, size)
+        model.to(args.device)
+        for amp in modes:
+            result = time_steps(model, data, args.device, amp, args.warmup,
+                                args.repeat)
+            rows.append(dict(setting=setting.name, variant=label,
+                             precision='amp' if amp else 'fp32',
+                             size=f'{size[1]}x{size[0]}',
+                             images_per_s=args.batch / result['step_s'],
+                             **result))
+            print(f"{setting.name:12s} {label:30s} {rows[-1]['precision']:5s}"
+                  f" {result['step_s'] * 1e3:9.1f} ms/step "
+                  f"{rows[-1]['images_per_s']:7.2f} img/s "
+                  f"{result['peak_mib']:9.0f} MiB", flush=True)
+        if variant == 'mmdist' and precision is not None:
+            drift = reduced_teacher_drift(model, data)
+            rows.append(dict(setting=setting.name, drift=drift))
+            print(f"{setting.name:12s} teacher bf16 vs fp32: "
+                  f"{drift['loss']} {drift['fp32']:.6f} -> "
+                  f"{drift['bf16']:.6f} (max |diff| over the distillation "
+                  f"losses {drift['max_abs_diff']:.2e}, relative "
+                  f"{drift['max_rel_diff']:.2e})", flush=True)
+        del model
+        gc.collect()
+        if args.device == 'cuda':
+            torch.cuda.empty_cache()
+    return rows
+
+
+def markdown(rows: List[dict], header: str) -> str:
+    lines = [header, '',
+             '| setting | variant | precision | input | ms/step | images/s '
+             '| peak GPU memory (MiB) |', '|---|---|---|---|---|---|---|']
+    for r in rows:
+        if 'drift' in r:
+            continue
+        memory = '-' if r['peak_mib'] != r['peak_mib'] else \
+            f"{r['peak_mib']:.0f}"
+        lines.append(f"| {r['setting']} | {r['variant']} | {r['precision']} "
+                     f"| {r['size']} | {r['step_s'] * 1e3:.1f} | "
+                     f"{r['images_per_s']:.2f} | {memory} |")
+    lines += ['', '| setting | distillation loss | teacher fp32 | '
+              'teacher bf16 | max abs diff (all losses) | max rel diff |',
+              '|---|---|---|---|---|---|']
+    for r in rows:
+        if 'drift' in r:
+            d = r['drift']
+            lines.append(f"| {r['setting']} | {d['loss']} | {d['fp32']:.6f} "
+                         f"| {d['bf16']:.6f} | {d['max_abs_diff']:.2e} | "
+                         f"{d['max_rel_diff']:.2e} |")
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv: Optional[List[str]] = None) -> List[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--settings',
+                        default=','.join(s.name for s in SETTINGS))
+    parser.add_argument('--scale', type=float, default=1.0,
+                        help='input size relative to the stock one')
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--no-amp', action='store_true',
+                        help='on a GPU, time float32 only')
+    parser.add_argument('--out', help='write results.md and results.json '
+                        'into this folder')
+    args = parser.parse_args(argv)
+    known = {s.name: s for s in SETTINGS}
+    chosen = args.settings.split(',')
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        parser.error(f'unknown setting(s) {unknown}; choose from '
+                     f'{sorted(known)}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda but torch sees no GPU')
+
+    device_name = torch.cuda.get_device_name() if args.device == 'cuda' \
+        else f'CPU, {torch.get_num_threads()} threads'
+    header = (f'{device_name}, torch {torch.__version__}, batch '
+              f'{args.batch}, median of {args.repeat} steps after '
+              f'{args.warmup} warm-up steps')
+    print(header, flush=True)
+    rows = []
+    for name in chosen:
+        rows += bench_setting(known[name], args)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(osp.join(args.out, 'results.json'), 'w') as f:
+            json.dump(dict(header=header, rows=rows), f, indent=1)
+        with open(osp.join(args.out, 'results.md'), 'w') as f:
+            f.write(markdown(rows, header))
+    return rows
+
+
+if __name__ == '__main__':
+    main()

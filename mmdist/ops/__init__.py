@@ -1,0 +1,1 @@
+"""torch/torchvision stand-ins for mmcv ops (see :mod:`mmdist.compat`)."""

@@ -1,0 +1,192 @@
+"""The paper's four settings as buildable models with generated batches,
+for the benchmarks and the tests (random weights, nothing downloaded)."""
+import contextlib
+import copy
+import os.path as osp
+from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from torch import nn
+
+from mmdist.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+class Setting(NamedTuple):
+    """One of the paper's teacher -> student pairs.
+
+    Attributes:
+        name: Short name.
+        config: The distillation config, relative to the repository.
+        task: ``'det'`` (mmdet) or ``'seg'`` (mmseg).
+        image_size: The stock training input ``(height, width)``.
+        stock_algorithm: Whether MMRazor's ``SingleTeacherDistill`` computes
+            the same losses (it does not for two-stage detectors: its
+            teacher would classify its own RoIs, not the student's).
+    """
+    name: str
+    config: str
+    task: str
+    image_size: Tuple[int, int]
+    stock_algorithm: bool
+
+
+SETTINGS = (
+    Setting('retinanet', 'configs/dist_retinanet_r50_coco.py', 'det',
+            (800, 1333), True),
+    Setting('faster_rcnn', 'configs/dist_faster_rcnn_r50_coco.py', 'det',
+            (800, 1333), False),
+    Setting('deeplabv3', 'configs/dist_deeplabv3_r18_cityscapes.py', 'seg',
+            (512, 1024), True),
+    Setting('pspnet', 'configs/dist_pspnet_r18_cityscapes.py', 'seg',
+            (512, 1024), True),
+)
+
+#: What :func:`build_setting` builds: the student alone, MMRazor's stock
+#: algorithm, or mmdist's (as configured).
+VARIANTS = ('student', 'mmrazor', 'mmdist')
+
+
+def setting_config(setting: Setting) -> Config:
+    """The setting's config with random weights: no download, no teacher
+    checkpoint, and the top-level data preprocessor on the model (as the
+    Runner hands it over)."""
+    cfg = Config.fromfile(osp.join(REPO, setting.config))
+    model = cfg.model
+    model.teacher_ckpt = None
+    student = model.architecture
+    student.pop('pretrained', None)
+    student.backbone.init_cfg = None
+    if cfg.get('data_preprocessor') is not None:
+        model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return cfg
+
+
+def build_setting(setting: Setting, variant: str = 'mmdist',
+                  teacher_precision: Optional[str] = None,
+                  image_size: Optional[Tuple[int, int]] = None) -> nn.Module:
+    """Build one variant of a setting with random weights.
+
+    Args:
+        setting: One of :data:`SETTINGS`.
+        variant: One of :data:`VARIANTS`.
+        teacher_precision: mmdist's ``teacher_precision`` option.
+        image_size: The input size when it is not the stock one (the
+            segmentation preprocessor pads to it).
+
+    Returns:
+        The model in training mode, on the CPU.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f'variant={variant!r}; expected one of {VARIANTS}')
+    cfg = setting_config(setting)
+    model_cfg = copy.deepcopy(cfg.model)
+    if setting.task == 'seg' and image_size is not None:
+        for pre in (model_cfg.data_preprocessor,
+                    model_cfg.architecture.data_preprocessor):
+            pre.size = tuple(image_size)
+    if variant == 'student':
+        init_default_scope('mmdet' if setting.task == 'det' else 'mmseg')
+        model = MODELS.build(model_cfg.architecture)
+    else:
+        if variant == 'mmrazor':
+            if not setting.stock_algorithm:
+                raise ValueError(
+                    f"MMRazor's SingleTeacherDistill does not distil the "
+                    f'{setting.name} setting (its teacher would classify '
+                    'its own RoIs)')
+            model_cfg.type = 'SingleTeacherDistill'
+            for loss in model_cfg.distiller.distill_losses.values():
+                loss.pop('log_terms', None)  # it logs tensors only
+        elif teacher_precision is not None:
+            model_cfg.teacher_precision = teacher_precision
+        init_default_scope('mmrazor')
+        model = MODELS.build(model_cfg)
+    model.train()  # MMRazor's train() returns None
+    return model
+
+
+def make_batch(setting: Setting, batch_size: int = 2,
+               image_size: Optional[Tuple[int, int]] = None,
+               seed: int = 0) -> Dict[str, List]:
+    """A generated batch as a dataloader yields it (uint8 images and data
+    samples with ground truth), for ``model.train_step``.
+
+    Detection: mmdet's demo inputs, 5 boxes an image over 80 classes.
+    Segmentation: random labels of 19 classes with a band of 255.
+    """
+    height, width = image_size or setting.image_size
+    generator = torch.Generator().manual_seed(seed)
+    if setting.task == 'det':
+        from mmdet.testing import demo_mm_inputs
+        torch.manual_seed(seed)
+        return demo_mm_inputs(batch_size=batch_size,
+                              image_shapes=(3, height, width),
+                              num_items=[5] * batch_size, num_classes=80)
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    inputs, samples = [], []
+    for _ in range(batch_size):
+        inputs.append(torch.randint(0, 256, (3, height, width),
+                                    dtype=torch.uint8, generator=generator))
+        label = torch.randint(0, 19, (1, height, width), generator=generator)
+        label[:, :height // 8] = 255
+        sample = SegDataSample(gt_sem_seg=PixelData(data=label))
+        sample.set_metainfo(dict(img_shape=(height, width),
+                                 pad_shape=(height, width),
+                                 ori_shape=(height, width)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@contextlib.contextmanager
+def record_mmcv_ops() -> Iterator[Set[str]]:
+    """Record the names of mmcv's compiled ``_ext`` functions called inside
+    the block (the ops a model really uses)."""
+    import mmcv._ext as ext
+    called: Set[str] = set()
+    originals = {name: getattr(ext, name) for name in dir(ext)
+                 if not name.startswith('_')
+                 and callable(getattr(ext, name))}
+
+    def recorder(name, function):
+        def call(*args, **kwargs):
+            called.add(name)
+            return function(*args, **kwargs)
+        return call
+
+    for name, function in originals.items():
+        setattr(ext, name, recorder(name, function))
+    try:
+        yield called
+    finally:
+        for name, function in originals.items():
+            setattr(ext, name, function)
+
+
+def train_and_predict(model: nn.Module, data: Dict[str, List]) -> Dict:
+    """One training step (SGD) and one prediction on ``data``; returns the
+    losses. Detectors keep every score (``score_thr=0``), so that their
+    post-processing (NMS) runs even with random weights."""
+    from mmengine.optim import OptimWrapper
+    student = getattr(model, 'student', model)
+    for cfg in _test_cfgs(student):
+        cfg.score_thr = 0.0
+    params = [p for p in model.parameters() if p.requires_grad]
+    wrapper = OptimWrapper(torch.optim.SGD(params, lr=1e-5))
+    losses = model.train_step(copy.deepcopy(data), wrapper)
+    model.eval()
+    with torch.no_grad():
+        model.val_step(copy.deepcopy(data))
+    model.train()
+    return losses
+
+
+def _test_cfgs(detector: nn.Module) -> Iterator:
+    for head in ('bbox_head', 'roi_head'):
+        cfg = getattr(getattr(detector, head, None), 'test_cfg', None)
+        if cfg is not None and 'score_thr' in cfg:
+            yield cfg

@@ -1,0 +1,224 @@
+"""On a CUDA GPU (scripts/gpu_check.sh): the four settings train through
+tools/train.py with validation, in float32 and with --amp; the mmcv ops they
+call have a fallback; the fallback agrees with mmcv's kernels; the DIST loss
+on CUDA equals its CPU result."""
+import glob
+import os.path as osp
+import re
+
+import pytest
+import torch
+
+import mmdist  # noqa: F401
+from mmdist import compat
+from mmdist.ops import fallback
+from mmdist.testing import (SETTINGS, build_setting, make_batch,
+                            record_mmcv_ops, setting_config,
+                            train_and_predict)
+from tests.test_ops.test_fallback import (detections, focal_inputs,
+                                          rois_and_features)
+from tests.utils import (cityscapes_options, coco_options, read_scalars,
+                         run_tool, save_random_model)
+
+pytestmark = pytest.mark.gpu
+DEVICE = 'cuda'
+
+
+def mmcv_has_cuda() -> bool:
+    import mmcv._ext as ext
+    return ext.get_compiling_cuda_version() != 'not available'
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory):
+    """Saves (once per teacher config) a randomly initialised teacher: with
+    no checkpoint, the Runner would initialise the teacher's backbone from
+    ImageNet weights, which it cannot download here."""
+    saved = {}
+
+    def get(setting):
+        cfg_path = setting_config(setting).model.teacher.cfg_path
+        if cfg_path not in saved:
+            saved[cfg_path] = save_random_model(
+                cfg_path, str(tmp_path_factory.mktemp('teacher') / 'ckpt.pth'))
+        return saved[cfg_path]
+    return get
+
+
+@pytest.mark.parametrize('amp', [False, True], ids=['fp32', 'amp'])
+@pytest.mark.parametrize('setting', SETTINGS, ids=lambda s: s.name)
+def test_setting_trains_and_validates_on_cuda(setting, amp, coco_root,
+                                              cityscapes_root, teacher_ckpt,
+                                              tmp_path):
+    work_dir = str(tmp_path / 'work_dir')
+    if setting.task == 'det':
+        # Random weights score below the stock thresholds: keep every box.
+        test_cfg = 'test_cfg.rcnn' if setting.name == 'faster_rcnn' \
+            else 'test_cfg'
+        options = coco_options(coco_root, size=256) + [
+            'model.architecture.backbone.init_cfg=None',
+            f'model.architecture.{test_cfg}.score_thr=0.0',
+            'train_cfg.val_interval=1']
+    else:
+        options = cityscapes_options(cityscapes_root) + [
+            'model.architecture.pretrained=None']
+    options.append(f'model.teacher_ckpt={teacher_ckpt(setting)}')
+    proc = run_tool(['tools/train.py', setting.config, '--work-dir',
+                     work_dir, *(['--amp'] if amp else []),
+                     '--cfg-options', *options])
+    rows = read_scalars(work_dir)
+    train = [r for r in rows if 'loss' in r]
+    assert len(train) >= 2
+    for row in train:
+        distill = [k for k in row if k.startswith('distill.loss')]
+        assert distill and all(row[k] == row[k] and abs(row[k]) < 1e6
+                               for k in distill + ['loss'])
+    metric = 'coco/bbox_mAP' if setting.task == 'det' else 'mIoU'
+    assert any(metric in r for r in rows), rows[-1]
+    checkpoints = sorted(glob.glob(osp.join(work_dir, '*.pth')))
+    assert checkpoints
+    state = torch.load(checkpoints[-1], map_location='cpu',
+                       weights_only=True)
+    # MMEngine's AmpOptimWrapper keeps its loss scaler beside the optimizer.
+    assert ('loss_scaler' in state['optimizer']) == amp
+    log = proc.stdout + proc.stderr
+    if setting.task == 'det' and not mmcv_has_cuda():
+        # Each routed op says so once.
+        for op in ('nms',) + (('sigmoid_focal_loss_forward',)
+                              if setting.name == 'retinanet' else
+                              ('roi_align_forward',)):
+            said = re.findall(f'mmcv op {op} runs through torch/torchvision '
+                              'on ' + DEVICE, log)
+            assert len(said) == 1, (op, len(said))
+
+
+@pytest.mark.parametrize('setting', SETTINGS, ids=lambda s: s.name)
+def test_cuda_ops_of_each_setting_have_a_fallback(setting):
+    size = (256, 256) if setting.task == 'det' else (128, 256)
+    model = build_setting(setting, 'mmdist', image_size=size).cuda()
+    with record_mmcv_ops() as called:
+        train_and_predict(model, make_batch(setting, 2, size))
+    assert called <= set(fallback.FALLBACKS), called
+    if setting.name == 'retinanet':
+        assert {'nms', 'sigmoid_focal_loss_forward',
+                'sigmoid_focal_loss_backward'} <= called
+    if setting.name == 'faster_rcnn':
+        assert {'nms', 'roi_align_forward', 'roi_align_backward'} <= called
+
+
+def reference(op, *args):
+    """mmcv's CUDA kernel where it has one, else its CPU kernel."""
+    import mmcv._ext as ext
+    compat.route_mmcv_ops(force=False)
+    kernel = getattr(ext, op)
+    kernel = getattr(kernel, 'kernel', kernel)
+    if mmcv_has_cuda():
+        return kernel, args
+    return kernel, tuple(a.cpu() if isinstance(a, torch.Tensor) else a
+                         for a in args)
+
+
+@pytest.mark.parametrize('threshold', [0.3, 0.5, 0.7])
+def test_fallback_nms_on_cuda(threshold):
+    for seed in range(3):
+        boxes, scores = detections(n=3000, seed=seed)
+        if not mmcv_has_cuda():
+            # Against mmcv's CPU kernel: ties would be ordered by another
+            # device's sort, so the scores are made distinct.
+            scores = torch.randperm(len(scores)).float() / len(scores)
+        ours = fallback.nms(boxes.cuda(), scores.cuda(), threshold, 0)
+        kernel, args = reference('nms', boxes.cuda(), scores.cuda())
+        theirs = kernel(*args, iou_threshold=threshold, offset=0)
+        assert 0 < len(theirs) < len(boxes)
+        assert torch.equal(ours.cpu(), theirs.cpu())
+
+
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+def test_fallback_roi_align_on_cuda(sampling_ratio):
+    from mmcv.ops import roi_align
+    feats, rois = rois_and_features()
+    args = ((7, 7), 1 / 8, sampling_ratio, 'avg', True)
+    x = feats.cuda().requires_grad_(True)
+    compat.route_mmcv_ops(force=True)
+    try:
+        out = roi_align(x, rois.cuda(), *args)
+        out.backward(torch.ones_like(out))
+    finally:
+        compat.route_mmcv_ops(force=False)
+    device = 'cuda' if mmcv_has_cuda() else 'cpu'
+    y = feats.to(device).requires_grad_(True)
+    ref = roi_align(y, rois.to(device), *args)
+    ref.backward(torch.ones_like(ref))
+    # Against mmcv's CPU kernel the devices' float arithmetic differs (fused
+    # multiply-adds, the order of the gradient's atomic adds): on an H200, 2
+    # of 50,176 outputs differed by 1.5e-5 with sampling_ratio=2.
+    atol = 1e-5 if mmcv_has_cuda() else 3e-5
+    torch.testing.assert_close(out.detach().cpu(), ref.detach().cpu(),
+                               rtol=0, atol=atol)
+    torch.testing.assert_close(x.grad.cpu(), y.grad.cpu(), rtol=0,
+                               atol=atol)
+
+
+def test_fallback_focal_loss_on_cuda():
+    import torch.nn.functional as F
+    from mmdet.models.losses.focal_loss import (py_sigmoid_focal_loss,
+                                                sigmoid_focal_loss)
+    pred, target = focal_inputs(n=4000)
+    x = pred.cuda().requires_grad_(True)
+    compat.route_mmcv_ops(force=True)
+    try:
+        ours = sigmoid_focal_loss(x, target.cuda(), avg_factor=100.0)
+        ours.backward()
+    finally:
+        compat.route_mmcv_ops(force=False)
+    y = pred.clone().requires_grad_(True)
+    expected = py_sigmoid_focal_loss(y, F.one_hot(target, 81)[:, :80].float(),
+                                     avg_factor=100.0)
+    expected.backward()
+    torch.testing.assert_close(ours.cpu(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x.grad.cpu(), y.grad, rtol=1e-4, atol=1e-7)
+    if mmcv_has_cuda():
+        z = pred.cuda().requires_grad_(True)
+        kernel_loss = sigmoid_focal_loss(z, target.cuda(), avg_factor=100.0)
+        torch.testing.assert_close(ours, kernel_loss, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('activation,shape', [
+    ('sigmoid', (2, 720, 100, 168)),   # RetinaNet P3 at 1333 x 800
+    ('softmax', (2, 19, 64, 128)),     # Cityscapes logits at stride 8
+    ('softmax', (1024, 81)),           # RoIs
+])
+def test_dist_loss_on_cuda_equals_cpu(activation, shape):
+    from mmdist.models.losses import DISTLoss
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(shape, generator=g) * 2
+    t = torch.randn(shape, generator=g) * 2
+    loss = DISTLoss(activation=activation, log_terms=True)
+    results = []
+    for device in ('cpu', DEVICE):
+        x = s.to(device, copy=True).requires_grad_(True)
+        out = loss(x, t.to(device))
+        out['loss'].backward()
+        results.append((out, x.grad.cpu()))
+    (cpu, cpu_grad), (cuda, cuda_grad) = results
+    for key in ('loss', 'inter', 'intra'):
+        torch.testing.assert_close(cuda[key].cpu(), cpu[key], rtol=1e-4,
+                                   atol=1e-6)
+    torch.testing.assert_close(cuda_grad, cpu_grad, rtol=1e-3, atol=1e-9)
+    with torch.autocast(DEVICE, dtype=torch.float16):
+        half = loss(s.to(DEVICE).half(), t.to(DEVICE).half())
+    assert half['loss'].dtype == torch.float32
+    torch.testing.assert_close(half['loss'].cpu(), cpu['loss'], rtol=2e-3,
+                               atol=1e-4)
+
+
+def test_teacher_in_bfloat16_on_cuda():
+    setting = SETTINGS[0]
+    model = build_setting(setting, 'mmdist', 'bfloat16', (256, 256)).cuda()
+    data = model.data_preprocessor(make_batch(setting, 2, (256, 256)), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert model.distiller.get_record('cls', False).dtype == torch.bfloat16
+    assert model.distiller.get_record('cls', True).dtype == torch.float32
+    for key, value in losses.items():
+        if key.startswith('distill.loss'):
+            assert value.dtype == torch.float32 and torch.isfinite(value)
