@@ -60,16 +60,20 @@ want_cuda_ops() {
 }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$FINGERPRINT" ] \
-    && check "import mmdist, mmcv.ops, mmdet, mmseg, mmrazor
+    && check "import pkg_resources, mmdist, mmcv.ops, mmdet, mmseg, mmrazor
 $TORCH_VISION_WORKS" \
     && { ! want_cuda_ops || check "$MMCV_HAS_CUDA"; }; then
     echo "[install] $VENV is up to date"
     exit 0
 fi
 
-# mmcv's and mmengine's setup code import pkg_resources (gone in setuptools 82).
-check 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) >= 82)' \
-    || pip_install "setuptools>=69,<82" wheel ninja
+# mmcv's and mmengine's setup code import pkg_resources (gone in setuptools
+# 82); torch 2.13 needs setuptools >= 77.0.3. Every install below carries the
+# pin, or pip would take the newest setuptools for torch.
+SETUPTOOLS="setuptools>=77.0.3,<82"
+check 'import sys, setuptools
+v = tuple(map(int, setuptools.__version__.split(".")[:3]))
+sys.exit(not (77, 0, 3) <= v < (82,))' || pip_install "$SETUPTOOLS" wheel ninja
 
 # torch and torchvision. Kept: a torch that mmcv builds against and that
 # has CUDA or a working torchvision (a user's own CUDA build, say). Else the
@@ -92,7 +96,7 @@ if check "$TORCH_FITS" && { check "$TORCH_HAS_CUDA" || check "$TORCH_VISION_WORK
 else
     echo "[install] installing torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION"
     pip_install "torch==$TORCH_VERSION,!=$TORCH_VERSION+cpu" \
-        "torchvision==$TORCHVISION_VERSION"
+        "torchvision==$TORCHVISION_VERSION" "$SETUPTOOLS"
 fi
 "$PY" -c "import torch; print('[install] torch', torch.__version__,
           'CUDA', torch.version.cuda, '| GPU visible:', torch.cuda.is_available())"
@@ -147,9 +151,9 @@ check "$MMCV_OK" || { "$PY" -c "import mmcv.ops"; echo "[install] mmcv.ops faile
 if [ -n "$WHEELS" ]; then
     pip_install --no-build-isolation --no-deps -e .
 else
-    pip_install --no-build-isolation -e ".[tests]"
+    pip_install --no-build-isolation -e ".[tests]" "$SETUPTOOLS"
 fi
-"$PY" -c "import mmdist, mmcv.ops, mmdet, mmseg, mmrazor
+"$PY" -c "import pkg_resources, mmdist, mmcv.ops, mmdet, mmseg, mmrazor
 $TORCH_VISION_WORKS"
 echo "$FINGERPRINT" > "$STAMP"
 echo "[install] $VENV is ready"
