@@ -7,6 +7,7 @@ from mmengine.registry import init_default_scope
 
 import mmdist  # noqa: F401
 from mmdist.registry import MODELS
+from tests.utils import REPO
 
 
 def build(config):
@@ -51,13 +52,35 @@ def test_teacher_runs_both_heads_without_graph(model):
         # The heads' own resolution: output stride 8, 19 classes.
         assert teacher.shape == student.shape == (2, 19, 8, 16)
         assert not teacher.requires_grad and student.requires_grad
-    assert torch.equal(distiller.get_record('gt', True)[:, 0], labels)
     for key in ('distill.loss_decode', 'distill.loss_aux'):
         assert torch.isfinite(losses[key]) and losses[key] > 0
     assert not model.teacher.training
 
 
-def test_all_ignored_crop_gives_zero_finite_loss(model):
+def test_every_pixel_is_distilled_by_default(model):
+    # As the authors: pixels labelled 255 count like any other.
+    from mmdist.models.losses import dist_loss
+    assert 'gt' not in model.distiller.student_recorders.recorders
+    for labels in (torch.randint(0, 19, (2, 64, 128)),
+                   torch.full((2, 64, 128), 255)):
+        labels[0, :, :64] = 255
+        losses = model.loss(*batch(labels))
+        distiller = model.distiller
+        for name, key, weight in (('logits', 'loss_decode', 1.0),
+                                  ('aux_logits', 'loss_aux', 0.4)):
+            expected = weight * dist_loss(distiller.get_record(name, True),
+                                          distiller.get_record(name, False))
+            assert expected > 0
+            torch.testing.assert_close(losses[f'distill.{key}'], expected)
+
+
+@pytest.fixture(scope='module')
+def skip255():
+    return build('configs/dist_deeplabv3_r18_cityscapes_skip255.py')
+
+
+def test_all_ignored_crop_gives_zero_finite_loss(skip255):
+    model = skip255
     losses = model.loss(*batch(torch.full((2, 64, 128), 255)))
     for key in ('distill.loss_decode', 'distill.loss_aux'):
         assert losses[key].item() == 0 and torch.isfinite(losses[key])
@@ -67,12 +90,14 @@ def test_all_ignored_crop_gives_zero_finite_loss(model):
                for p in model.student.parameters() if p.grad is not None)
 
 
-def test_ignored_pixels_are_left_out(model):
+def test_ignored_pixels_are_left_out_as_an_option(skip255):
     from mmdist.models.losses import dist_loss
+    model = skip255
     labels = torch.randint(0, 19, (2, 64, 128))
     labels[0, :, :64] = 255
     losses = model.loss(*batch(labels))
     distiller = model.distiller
+    assert torch.equal(distiller.get_record('gt', True)[:, 0], labels)
     student = distiller.get_record('logits', True)
     teacher = distiller.get_record('logits', False)
     # Nearest downsampling by 8 picks every 8th label.
@@ -85,3 +110,26 @@ def test_ignored_pixels_are_left_out(model):
                     distiller.get_record('aux_logits', False),
                     valid_mask=mask)
     torch.testing.assert_close(losses['distill.loss_aux'], 0.4 * aux)
+
+
+def test_kd_configs_follow_the_same_pixels(tmp_path):
+    # KD uses every pixel too; the same one line leaves 255 out of it.
+    from mmdist.models.losses import kd_loss
+    config = tmp_path / 'kd_skip255.py'
+    config.write_text(
+        "_base_ = ['{}/configs/kd_deeplabv3_r18_cityscapes.py']\n"
+        'model = dict(distiller=_base_.seg_leave_out_ignored)\n'.format(
+            REPO))
+    labels = torch.randint(0, 19, (2, 64, 128))
+    labels[0, :, :64] = 255
+    mask = labels[:, ::8, ::8] != 255
+    for path, valid_mask in (
+            ('configs/kd_deeplabv3_r18_cityscapes.py', None),
+            (str(config), mask)):
+        model = build(path)
+        losses = model.loss(*batch(labels))
+        student = model.distiller.get_record('logits', True)
+        teacher = model.distiller.get_record('logits', False)
+        torch.testing.assert_close(
+            losses['distill.loss_decode'],
+            kd_loss(student, teacher, valid_mask=valid_mask))
