@@ -216,3 +216,20 @@ def test_stock_student_initialises_from_torchvision(coco_root, teacher_ckpt,
     for name in ('conv1.weight', 'layer1.0.conv1.weight'):
         assert torch.equal(
             student[f'architecture.backbone.{name}'], imagenet[name])
+
+
+def test_broken_teacher_stops_training_at_its_first_iteration(
+        coco_root, teacher_ckpt, tmp_path):
+    broken = _load(teacher_ckpt)
+    broken['state_dict']['bbox_head.retina_cls.bias'][:] = float('inf')
+    path = str(tmp_path / 'broken_teacher.pth')
+    torch.save(broken, path)
+    work_dir = str(tmp_path / 'work_dir')
+    proc = run_tool(['tools/train.py', CONFIG, '--work-dir', work_dir,
+                     '--cfg-options', *train_options(coco_root, path)],
+                    check=False)
+    assert proc.returncode != 0
+    assert ('FloatingPointError: distillation loss loss_p3 reads NaN or '
+            "Inf from the teacher's 'cls' record (preds_T) at training "
+            'iteration 1') in proc.stderr
+    assert not os.path.exists(osp.join(work_dir, 'epoch_1.pth'))

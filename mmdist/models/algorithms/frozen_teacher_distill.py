@@ -6,7 +6,7 @@ import torch
 from mmengine.structures import BaseDataElement
 from mmrazor.models.algorithms import SingleTeacherDistill
 from mmrazor.models.utils import add_prefix
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmdist.registry import MODELS
 from .teacher_utils import check_same_classes, load_teacher_checkpoint
@@ -37,6 +37,65 @@ def split_loss_terms(losses: Dict[str, object]) -> Dict[str, Tensor]:
             if term != 'loss':
                 flat[f'{stem}_{term}'] = term_value
     return flat
+
+
+def _raw_record(distiller: nn.Module, spec: dict) -> List[Tensor]:
+    """The floating-point tensors a loss mapping reads, before connectors
+    (running a connector again would cost a forward and a graph)."""
+    spec = {k: v for k, v in spec.items()
+            if k not in ('connector', 'connector_idx')}
+    record = distiller.get_record(**spec)
+    items = record if isinstance(record, (list, tuple)) else [record]
+    return [t for t in items
+            if isinstance(t, Tensor) and t.is_floating_point()]
+
+
+def check_finite(distiller: nn.Module, losses: Dict[str, Tensor]) -> None:
+    """Stop when a distillation loss or the logits it reads are not finite.
+
+    A broken teacher checkpoint or a half-precision overflow would otherwise
+    write NaN into every student weight, silently. All tensors are checked
+    together, with one device sync; only when one fails is the culprit
+    looked up.
+
+    Raises:
+        FloatingPointError: Which loss, which side (teacher or student, and
+            which recorder) and which training iteration.
+    """
+    checked = []  # (loss name, mapping argument or None, spec or None)
+    flags = []
+    for name, mapping in distiller.loss_forward_mappings.items():
+        for arg, spec in mapping.items():
+            for tensor in _raw_record(distiller, spec):
+                checked.append((name, arg, spec))
+                flags.append(torch.isfinite(tensor).all())
+    for name, value in losses.items():
+        if name.startswith('loss') and isinstance(value, Tensor):
+            checked.append((name, None, None))
+            flags.append(torch.isfinite(value).all())
+    if not flags:
+        return
+    flags = torch.stack(flags)
+    if bool(flags.all()):
+        return
+    name, arg, spec = checked[int((~flags).nonzero()[0])]
+    from mmengine.logging import MessageHub
+    iteration = MessageHub.get_current_instance().get_info('iter')
+    when = 'at an unknown iteration' if iteration is None else \
+        f'at training iteration {iteration + 1}'
+    if spec is None:
+        what = 'overflowed from finite inputs'
+    else:
+        side = 'student' if spec['from_student'] else 'teacher'
+        what = (f"reads NaN or Inf from the {side}'s {spec['recorder']!r} "
+                f'record ({arg})')
+    raise FloatingPointError(
+        f'distillation loss {name} {what} {when} (loss value '
+        f'{float(losses[name])}). A teacher: check teacher_ckpt (the right '
+        "file, trained, not corrupted); with teacher_precision='float16', "
+        "try 'bfloat16' or None. The student: lower the learning rate or "
+        'the loss weights, or drop --amp. Nothing of this iteration was '
+        'applied to the weights.')
 
 
 @MODELS.register_module()
@@ -153,10 +212,10 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         if self.calculate_student_loss:
             losses.update(add_prefix(student_losses, 'student'))
         if not self.distillation_stopped:
-            losses.update(
-                add_prefix(
-                    split_loss_terms(distiller.compute_distill_losses()),
-                    'distill'))
+            distill_losses = split_loss_terms(
+                distiller.compute_distill_losses())
+            check_finite(distiller, distill_losses)
+            losses.update(add_prefix(distill_losses, 'distill'))
         return losses
 
     def train(self, mode: bool = True) -> 'FrozenTeacherDistill':

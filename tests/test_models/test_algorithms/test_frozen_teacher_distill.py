@@ -183,3 +183,25 @@ def test_teacher_follows_the_students_autocast():
     with torch.autocast('cpu', dtype=torch.bfloat16):
         model.loss(inputs, samples)
     assert model.distiller.get_record('cls', False).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+@pytest.mark.parametrize('side', ['teacher', 'student'])
+def test_non_finite_logits_stop_naming_loss_side_and_iteration(side, bad):
+    # Inf logits saturate the sigmoid into a finite loss: the logits
+    # themselves are checked.
+    from mmengine.logging import MessageHub
+    model = build()
+    model.train()
+    with torch.no_grad():
+        getattr(model, side).bbox_head.retina_cls.bias[0] = bad
+    MessageHub.get_current_instance().update_info('iter', 6)
+    arg = 'preds_T' if side == 'teacher' else 'preds_S'
+    with pytest.raises(FloatingPointError,
+                       match=rf"distillation loss loss_p3 reads NaN or Inf "
+                       rf"from the {side}'s 'cls' record \({arg}\) at "
+                       r'training iteration 7'):
+        model.loss(*batch(model))
+    with torch.no_grad():
+        getattr(model, side).bbox_head.retina_cls.bias[0] = 0.0
+    assert torch.isfinite(model.loss(*batch(model))['distill.loss_p3'])
