@@ -50,6 +50,29 @@ def _raw_record(distiller: nn.Module, spec: dict) -> List[Tensor]:
             if isinstance(t, Tensor) and t.is_floating_point()]
 
 
+def check_record_indices(distiller: nn.Module) -> None:
+    """Fail clearly when a loss mapping reads a call its recorder did not
+    record this iteration (``record_idx`` past the last one).
+
+    Raises:
+        IndexError: The mapping, the recorder and how many calls it has.
+    """
+    for name, mapping in distiller.loss_forward_mappings.items():
+        for arg, spec in mapping.items():
+            side = 'student' if spec['from_student'] else 'teacher'
+            recorders = distiller.student_recorders if spec[
+                'from_student'] else distiller.teacher_recorders
+            recorder = recorders.get_recorder(spec['recorder'])
+            index, count = spec.get('record_idx', 0), len(recorder.data_buffer)
+            if not 0 <= index < count:
+                raise IndexError(
+                    f'loss_forward_mappings.{name}.{arg} reads record_idx='
+                    f"{index} of the {side} recorder {spec['recorder']!r} "
+                    f'({type(recorder).__name__} on {recorder.source!r}), '
+                    f'which recorded {count} call(s) in this iteration: use '
+                    f'a record_idx from 0 to {count - 1}')
+
+
 def check_finite(distiller: nn.Module, losses: Dict[str, Tensor]) -> None:
     """Stop when a distillation loss or the logits it reads are not finite.
 
@@ -212,6 +235,7 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         if self.calculate_student_loss:
             losses.update(add_prefix(student_losses, 'student'))
         if not self.distillation_stopped:
+            check_record_indices(distiller)
             distill_losses = split_loss_terms(
                 distiller.compute_distill_losses())
             check_finite(distiller, distill_losses)

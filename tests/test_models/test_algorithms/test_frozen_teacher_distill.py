@@ -205,3 +205,18 @@ def test_non_finite_logits_stop_naming_loss_side_and_iteration(side, bad):
     with torch.no_grad():
         getattr(model, side).bbox_head.retina_cls.bias[0] = 0.0
     assert torch.isfinite(model.loss(*batch(model))['distill.loss_p3'])
+
+
+def test_record_idx_past_the_recorded_calls_names_the_mapping():
+    # retina_cls runs once per FPN level: 5 calls, record_idx 0 to 4.
+    cfg = algorithm_cfg()
+    cfg.distiller.loss_forward_mappings.loss_p3.preds_T.record_idx = 5
+    model = build(distiller=cfg.distiller)
+    model.train()
+    with pytest.raises(IndexError,
+                       match=r"loss_forward_mappings.loss_p3.preds_T reads "
+                       r"record_idx=5 of the teacher recorder 'cls' "
+                       r"\(ModuleOutputsRecorder on 'bbox_head.retina_cls'\), "
+                       r'which recorded 5 call\(s\) in this iteration: use a '
+                       r'record_idx from 0 to 4'):
+        model.loss(*batch(model))
