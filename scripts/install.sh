@@ -10,8 +10,8 @@
 #                      then runs NMS, RoIAlign and the focal loss through
 #                      torch/torchvision (mmdist/compat.py).
 #   TORCH_CUDA_ARCH_LIST, MAX_JOBS   passed to mmcv's CUDA build.
-#   WHEELS=dir         offline: install from a folder made by `pip download`
-#                      (scripts/gpu_check.sh says how), nothing from the net.
+#   WHEELS=dir         offline: install from a folder made by
+#                      scripts/gpu_wheels.sh, nothing from the net.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -21,7 +21,7 @@ from tests.utils import (cityscapes_options, coco_options, read_scalars,
                          run_tool, save_random_model)
 
 pytestmark = pytest.mark.gpu
-DEVICE = 'cuda'
+DEVICE = 'cuda'  # the device under test
 
 
 def mmcv_has_cuda() -> bool:

@@ -103,9 +103,10 @@ class RoITeacherDistill(FrozenTeacherDistill):
         roi_head = self.teacher.roi_head
         extractor, bbox_head = roi_stage(roi_head, self.teacher_stage)
         feats = feats[:extractor.num_inputs]
-        if feats[0].dtype == torch.bfloat16:
-            # teacher_precision='bfloat16': mmcv's RoIAlign has no bfloat16
-            # kernel; the bbox head runs under the autocast again.
+        if feats[0].dtype in (torch.float16, torch.bfloat16):
+            # A half-precision teacher: mmcv's RoIAlign has no bfloat16
+            # kernel and no half one on CPU, so it reads float32; the bbox
+            # head after it runs under the teacher's autocast.
             feats = [feat.float() for feat in feats]
         roi_feats = extractor(feats, rois)
         if getattr(roi_head, 'with_shared_head', False):
