@@ -30,17 +30,14 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 from typing import Dict, List, Optional
 
 import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import mmdist  # noqa: E402,F401
-from mmdist.testing import (SETTINGS, Setting, build_setting,  # noqa: E402
-                            make_batch)
+import mmdist  # noqa: F401
+from mmdist.testing import SETTINGS, Setting, build_setting, make_batch
 
 
 def scaled(size, scale: float):

@@ -119,7 +119,6 @@ def make_batch(setting: Setting, batch_size: int = 2,
     Segmentation: random labels of 19 classes with a band of 255.
     """
     height, width = image_size or setting.image_size
-    generator = torch.Generator().manual_seed(seed)
     if setting.task == 'det':
         from mmdet.testing import demo_mm_inputs
         torch.manual_seed(seed)
@@ -128,6 +127,7 @@ def make_batch(setting: Setting, batch_size: int = 2,
                               num_items=[5] * batch_size, num_classes=80)
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
+    generator = torch.Generator().manual_seed(seed)
     inputs, samples = [], []
     for _ in range(batch_size):
         inputs.append(torch.randint(0, 256, (3, height, width),
