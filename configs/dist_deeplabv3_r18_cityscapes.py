@@ -12,4 +12,5 @@ train_dataloader = _base_.seg_train_dataloader
 optim_wrapper = _base_.seg_optim_wrapper
 param_scheduler = _base_.seg_param_scheduler
 train_cfg = _base_.seg_train_cfg
+default_hooks = _base_.mmdist_default_hooks
 auto_scale_lr = dict(enable=False, base_batch_size=16)

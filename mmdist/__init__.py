@@ -11,4 +11,4 @@ __version__ = '0.1.0'
 
 compat.apply()
 
-from . import models  # noqa: E402,F401  registers the modules
+from . import engine, models  # noqa: E402,F401  registers the modules

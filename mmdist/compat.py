@@ -267,6 +267,32 @@ def route_mmcv_ops(force: Optional[bool] = None) -> List[str]:
     return routed
 
 
+def allow_removing_any_default_hook() -> bool:
+    """Let ``default_hooks.<name>=None`` remove any default hook.
+
+    MMEngine 0.10 removes only its own six default hooks that way and
+    asserts, with no message, for a name of its own choosing such as
+    mmdist's ``teacher_eval``. A None entry is dropped before MMEngine
+    sees it; returns whether the Runner was patched (once).
+    """
+    from mmengine.runner import Runner
+    register = Runner.register_default_hooks
+    if getattr(register, '_mmdist_drops_none', False):
+        return False
+
+    def register_default_hooks(self, hooks=None):
+        if hooks is not None:
+            builtin = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                       'param_scheduler', 'checkpoint')
+            hooks = {name: hook for name, hook in hooks.items()
+                     if hook is not None or name in builtin}
+        return register(self, hooks)
+
+    register_default_hooks._mmdist_drops_none = True
+    Runner.register_default_hooks = register_default_hooks
+    return True
+
+
 def apply() -> Dict[str, object]:
     """Apply every fix whose problem is present; idempotent.
 
@@ -279,4 +305,5 @@ def apply() -> Dict[str, object]:
         lazy_backend_configs=defer_backend_configs(),
         mmengine_checkpoints=allow_mmengine_checkpoints(),
         routed_mmcv_ops=route_mmcv_ops(),
+        default_hooks_none=allow_removing_any_default_hook(),
     )

@@ -1,12 +1,17 @@
 """mmdist's registry nodes.
 
-``MODELS`` is a child of MMEngine's root model registry with the scope
-``mmdist``, so ``type='mmdist.DISTLoss'`` resolves from any OpenMMLab scope
-(mmrazor, mmdet, mmseg) without clashing with MMRazor's own ``DISTLoss``.
+``MODELS`` and ``HOOKS`` are children of MMEngine's root registries with
+the scope ``mmdist``, so ``type='mmdist.DISTLoss'`` or
+``type='mmdist.TeacherEvalHook'`` resolves from any OpenMMLab scope (mmrazor,
+mmdet, mmseg) without clashing with MMRazor's own ``DISTLoss``.
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmdist',
     locations=['mmdist.models'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmdist',
+    locations=['mmdist.engine'])

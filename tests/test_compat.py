@@ -128,6 +128,26 @@ def test_apply_is_idempotent():
     assert before['fuser_aliases'] == []
     assert before['backend_config_utils'] is False
     assert before['lazy_backend_configs'] is False
+    assert before['default_hooks_none'] is False
+
+
+def test_any_default_hook_is_removed_by_none(tmp_path):
+    from mmengine.runner import Runner
+    from torch import nn
+
+    from mmdist.engine import TeacherEvalHook
+
+    def hook_types(**default_hooks):
+        runner = Runner(model=nn.Linear(1, 1), work_dir=str(tmp_path),
+                        default_hooks=default_hooks)
+        return {type(h).__name__ for h in runner.hooks}
+
+    assert 'TeacherEvalHook' in hook_types(
+        teacher_eval=dict(type='mmdist.TeacherEvalHook'))
+    assert TeacherEvalHook.__name__ not in hook_types(teacher_eval=None)
+    # MMEngine's own hooks are removed as before.
+    assert 'IterTimerHook' not in hook_types(timer=None)
+    assert 'IterTimerHook' in hook_types()
 
 
 def test_mmcv_ops_route_by_device_and_announce_once(monkeypatch):

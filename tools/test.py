@@ -2,34 +2,60 @@
 
     python tools/test.py configs/dist_retinanet_r50_coco.py \
         work_dirs/dist_retinanet_r50_coco/epoch_24.pth
+    python tools/test.py configs/dist_retinanet_r50_coco.py --teacher
 
 Takes a distillation checkpoint with its distillation config (the student is
-evaluated) or a converted student with the stock student config.
+evaluated) or a converted student with the stock student config. With
+--teacher, the teacher of a distillation config is evaluated alone, on the
+config's test data with the metrics of the teacher's own config, from
+model.teacher_ckpt or the checkpoint given: check a teacher before
+distilling from it.
 """
 import argparse
 
+from mmengine.model import is_model_wrapper
+
 from mmdist.apis import (add_runner_args, build_runner, check_data,
-                         check_local_file, cpu_distributed, load_config)
+                         check_local_file, cpu_distributed, load_config,
+                         teacher_test_config)
+from mmdist.apis.runner import cleanup_on_failure
+from mmdist.models.algorithms.teacher_utils import load_teacher_checkpoint
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', nargs='?',
+        help='checkpoint file (with --teacher: the teacher\'s, by default '
+        'model.teacher_ckpt)')
+    parser.add_argument(
+        '--teacher', action='store_true',
+        help='evaluate the teacher of a distillation config alone')
     parser.add_argument(
         '--out', help='dump the predictions to this pickle file')
     add_runner_args(parser)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.checkpoint is None and not args.teacher:
+        parser.error('the checkpoint to evaluate is required (or --teacher '
+                     'to evaluate the teacher of a distillation config)')
+    return args
 
 
 def main() -> None:
     args = parse_args()
     cfg = load_config(args)
-    check_local_file(args.checkpoint, 'checkpoint', 'load_from')
-    cfg.load_from = args.checkpoint
-    # Weights come from the checkpoint: the teacher's are not needed.
-    if 'teacher_ckpt' in cfg.model:
-        cfg.model.teacher_ckpt = None
+    teacher_ckpt = None
+    if args.teacher:
+        cfg, teacher_ckpt = teacher_test_config(cfg, args.checkpoint)
+        check_local_file(teacher_ckpt, 'teacher checkpoint',
+                         'model.teacher_ckpt')
+    else:
+        check_local_file(args.checkpoint, 'checkpoint', 'load_from')
+        cfg.load_from = args.checkpoint
+        # Weights come from the checkpoint: the teacher's are not needed.
+        if 'teacher_ckpt' in cfg.model:
+            cfg.model.teacher_ckpt = None
     if args.out:
         cfg.test_evaluator = [
             *(cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else
@@ -38,7 +64,13 @@ def main() -> None:
         ]
     check_data(cfg, ['test_dataloader'])
     with cpu_distributed(cfg, args.launcher):
-        metrics = build_runner(cfg).test()
+        with cleanup_on_failure(cfg.work_dir):
+            runner = build_runner(cfg)
+            if teacher_ckpt:
+                model = runner.model.module if is_model_wrapper(
+                    runner.model) else runner.model
+                load_teacher_checkpoint(model, teacher_ckpt)
+        metrics = runner.test()
     print({k: round(float(v), 4) for k, v in metrics.items()})
 
 

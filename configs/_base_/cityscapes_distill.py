@@ -4,7 +4,8 @@
 # from two files, and the student config assigns them:
 #   model = dict(_delete_=True, architecture=_base_.model,
 #                **_base_.seg_distill_model)
-#
+_base_ = ['./mmdist_hooks.py']
+
 # Teacher: mmseg's stock DeepLabV3 R101-D8 (80k, 80.2 mIoU; the 40k one,
 # 77.1 mIoU, is the other stock choice). Logits of the decode head and of
 # the auxiliary FCN head are recorded at the heads' own resolution (output

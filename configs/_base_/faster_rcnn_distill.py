@@ -4,7 +4,9 @@
 # is mmdet's stock Cascade Mask R-CNN X101-64x4d (45.6 box AP), of which only
 # the backbone, the FPN and the first cascade stage run: that stage
 # classifies the RoIs that the student's sampler chose (512 per image).
-_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py']
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py', './mmdist_hooks.py'
+]
 custom_imports = dict(imports=['mmdist'], allow_failed_imports=False)
 
 teacher_ckpt = (
@@ -40,4 +42,5 @@ model = dict(
                 preds_S=dict(from_student=True, recorder='cls'),
                 preds_T=dict(from_student=False, recorder='cls')))))
 
+default_hooks = _base_.mmdist_default_hooks
 auto_scale_lr = dict(enable=False, base_batch_size=16)

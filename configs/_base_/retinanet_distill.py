@@ -2,7 +2,9 @@
 # The student and the whole training set-up (data, 2x schedule, lr 0.01,
 # 8 GPUs x 2 images) are mmdet's stock config; the teacher is mmdet's stock
 # X101-64x4d config, loaded from its model-zoo checkpoint.
-_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py']
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py', './mmdist_hooks.py'
+]
 custom_imports = dict(imports=['mmdist'], allow_failed_imports=False)
 
 teacher_ckpt = ('https://download.openmmlab.com/mmdetection/v2.0/retinanet/'
@@ -33,5 +35,6 @@ model = dict(
             for i, level in enumerate(levels)
         }))
 
+default_hooks = _base_.mmdist_default_hooks
 # The schedule of mmdet's config is written for 8 GPUs x 2 images.
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -6,4 +6,8 @@ custom_imports = dict(imports=['mmdist'], allow_failed_imports=False)
 
 model = dict(
     _delete_=True, architecture=_base_.model, **_base_.seg_distill_model)
-model.update(teacher_ckpt='work_dirs/demo/teacher/iter_200.pth')
+default_hooks = _base_.mmdist_default_hooks
+# The teacher is the demo's own, built from the config it was trained with.
+model.update(
+    teacher=dict(cfg_path='{{ fileDirname }}/deeplabv3_r101_toy_teacher.py'),
+    teacher_ckpt='work_dirs/demo/teacher/iter_150.pth')

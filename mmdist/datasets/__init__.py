@@ -1,4 +1,7 @@
-from .synthetic import (CITYSCAPES_SHAPES, COCO_SHAPES, make_cityscapes,
-                        make_coco)
+from .synthetic import (CITYSCAPES_SHAPES, COCO_SHAPES, SHAPE_CLASSES,
+                        make_cityscapes, make_coco)
 
-__all__ = ['CITYSCAPES_SHAPES', 'COCO_SHAPES', 'make_cityscapes', 'make_coco']
+__all__ = [
+    'CITYSCAPES_SHAPES', 'COCO_SHAPES', 'SHAPE_CLASSES', 'make_cityscapes',
+    'make_coco'
+]

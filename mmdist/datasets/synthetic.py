@@ -36,6 +36,9 @@ COCO_SHAPES: Dict[str, Tuple[int, str]] = {
     'triangle': (38, 'kite'),
 }
 
+# The classes of a data set of one's own (make_coco(shape_classes=True)).
+SHAPE_CLASSES = ('circle', 'square', 'triangle')
+
 
 def _coco_categories() -> List[dict]:
     from mmdet.datasets import CocoDataset
@@ -117,12 +120,15 @@ def make_coco(root: str,
               num_val: int = 4,
               image_size: Tuple[int, int] = (160, 160),
               max_shapes: int = 3,
-              seed: int = 0) -> Dict[str, str]:
+              seed: int = 0,
+              shape_classes: bool = False) -> Dict[str, str]:
     """Write a COCO-layout detection data set under ``root``.
 
     ``root/annotations/instances_{train,val}2017.json`` and
     ``root/{train,val}2017/*.jpg``, with all 80 COCO categories declared and
-    the shapes labelled as ``COCO_SHAPES``.
+    the shapes labelled as ``COCO_SHAPES``; or, with ``shape_classes``, a
+    data set of one's own: three categories named after the shapes
+    (``SHAPE_CLASSES``, ids 1-3).
 
     Args:
         root: The data root (for example ``data/coco``).
@@ -131,13 +137,20 @@ def make_coco(root: str,
         image_size: (height, width) of every image.
         max_shapes: Each image holds 1 to ``max_shapes`` shapes.
         seed: Everything drawn follows from it.
+        shape_classes: Declare the three shape classes instead of COCO's.
 
     Returns:
         The annotation file of each split.
     """
     rng = np.random.RandomState(seed)
     height, width = image_size
-    categories = _coco_categories()
+    if shape_classes:
+        categories = [dict(id=i + 1, name=name, supercategory='shape')
+                      for i, name in enumerate(SHAPE_CLASSES)]
+        category_of = {name: i + 1 for i, name in enumerate(SHAPE_CLASSES)}
+    else:
+        categories = _coco_categories()
+        category_of = {kind: cat for kind, (cat, _) in COCO_SHAPES.items()}
     kinds = list(COCO_SHAPES)
     ann_files = {}
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
@@ -160,7 +173,7 @@ def make_coco(root: str,
                 x1, y1 = poly.max(0)
                 annotations.append(dict(
                     id=ann_id, image_id=image_id,
-                    category_id=COCO_SHAPES[shape['kind']][0],
+                    category_id=category_of[shape['kind']],
                     bbox=[float(x0), float(y0), float(x1 - x0),
                           float(y1 - y0)],
                     area=float(cv2.contourArea(poly.astype(np.float32))),

@@ -1,16 +1,41 @@
-"""A shortened `make demo`: the same tool and configs, a few iterations."""
+"""A shortened `make demo`: the same tool and configs, a few iterations;
+then the checks of a teacher on what it trained (tools/test.py --teacher
+and the teacher's metric at a distillation run's first validation)."""
+import glob
 import json
 import math
 import os.path as osp
 
-from tests.utils import run_tool
+import pytest
+
+from tests.utils import (read_scalars, read_test_metrics, run_tool,
+                         save_random_model)
+
+DIST = 'configs/demo/dist_deeplabv3_r18_toy.py'
+METRICS = ('mIoU', 'mAcc', 'aAcc')
 
 
-def test_shortened_demo(tmp_path):
-    work_dir = str(tmp_path / 'demo')
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('demo') / 'demo')
     proc = run_tool(['tools/demo.py', '--work-dir', work_dir,
                      '--teacher-iters', '4', '--iters', '4', '--num-train',
                      '8', '--num-val', '2'])
+    return work_dir, proc.stdout
+
+
+def data_options(work_dir):
+    root = osp.join(work_dir, 'data', 'cityscapes') + '/'
+    return [f'{split}_dataloader.dataset.data_root={root}'
+            for split in ('train', 'val', 'test')]
+
+
+def last_validation(work_dir):
+    return [r for r in read_scalars(work_dir) if 'mIoU' in r][-1]
+
+
+def test_shortened_demo(demo):
+    work_dir, stdout = demo
     with open(osp.join(work_dir, 'results.json')) as f:
         results = json.load(f)
     assert [r['name'] for r in results] == [
@@ -19,17 +44,17 @@ def test_shortened_demo(tmp_path):
     ]
     for row in results:
         assert row['iters'] == 4
-        for key in ('mIoU', 'mAcc', 'aAcc'):
+        for key in METRICS:
             assert math.isfinite(row[key]) and 0 <= row[key] <= 100
     with open(osp.join(work_dir, 'curves.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     with open(osp.join(work_dir, 'results.md')) as f:
         table = f.read()
     assert table.startswith('| model | iterations | mIoU')
-    assert table in proc.stdout  # the table ends the demo's output
+    assert table in stdout  # the table ends the demo's output
     for step in range(1, 6):
-        assert f'[{step}/5]' in proc.stdout
-    assert 'student + DIST: iteration 4/4' in proc.stdout
+        assert f'[{step}/5]' in stdout
+    assert 'student + DIST: iteration 4/4' in stdout
     # Each distilled run loaded the teacher trained first.
     teacher = osp.join(work_dir, 'teacher', 'iter_4.pth')
     assert osp.isfile(teacher)
@@ -37,3 +62,69 @@ def test_shortened_demo(tmp_path):
         with open(osp.join(work_dir, run,
                            f'{run}_deeplabv3_r18_toy.py')) as f:
             assert teacher in f.read()
+
+
+def test_first_validation_logs_the_teachers_metric(demo):
+    work_dir, _ = demo
+    teacher = last_validation(osp.join(work_dir, 'teacher'))
+    for run in ('kd', 'dist'):
+        rows = [r for r in read_scalars(osp.join(work_dir, run))
+                if 'mIoU' in r]
+        assert rows
+        # Same data, same checkpoint: what the teacher scored in its own
+        # last validation, beside the student's metric.
+        for key in METRICS:
+            assert rows[0][f'teacher/{key}'] == teacher[key]
+        path = sorted(glob.glob(osp.join(work_dir, run, '*', '*.log')))[-1]
+        with open(path) as f:
+            log = f.read()
+        assert 'teacher (' in log and 'on the validation set: aAcc' in log
+        assert log.count('on the validation set') == 1  # evaluated once
+
+
+def test_tools_test_evaluates_the_teacher_alone(demo, tmp_path):
+    work_dir, _ = demo
+    teacher = last_validation(osp.join(work_dir, 'teacher'))
+    trained = osp.join(work_dir, 'teacher', 'iter_4.pth')
+    random = save_random_model(
+        'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+        str(tmp_path / 'random.pth'))
+    scores = {}
+    for name, ckpt in (('trained', trained), ('random', random)):
+        out = str(tmp_path / name)
+        run_tool(['tools/test.py', DIST, ckpt, '--teacher', '--work-dir',
+                  out, '--cfg-options', *data_options(work_dir)])
+        scores[name] = read_test_metrics(out)
+    # The trained teacher scores what it scored in its own training run.
+    for key in METRICS:
+        assert scores['trained'][key] == teacher[key]
+    assert any(scores['random'][k] != scores['trained'][k] for k in METRICS)
+    # Without a checkpoint argument: model.teacher_ckpt.
+    out = str(tmp_path / 'default')
+    run_tool(['tools/test.py', DIST, '--teacher', '--work-dir', out,
+              '--cfg-options', *data_options(work_dir),
+              f'model.teacher_ckpt={trained}'])
+    assert read_test_metrics(out) == scores['trained']
+
+
+def test_teacher_that_does_not_fit_is_refused(demo, tmp_path):
+    work_dir, _ = demo
+    student = osp.join(work_dir, 'student', 'iter_4.pth')
+    proc = run_tool(['tools/test.py', DIST, student, '--teacher',
+                     '--work-dir', str(tmp_path / 'out'), '--cfg-options',
+                     *data_options(work_dir)], check=False)
+    assert proc.returncode != 0
+    assert 'does not fit the teacher model' in proc.stderr
+    assert not (tmp_path / 'out').exists()
+
+
+def test_teacher_evaluation_can_be_turned_off(demo, tmp_path):
+    work_dir, _ = demo
+    out = str(tmp_path / 'off')
+    run_tool(['tools/train.py', DIST, '--work-dir', out, '--cfg-options',
+              *data_options(work_dir), 'train_cfg.max_iters=1',
+              'train_cfg.val_interval=1', 'default_hooks.teacher_eval=None',
+              'model.teacher_ckpt=' + osp.join(work_dir, 'teacher',
+                                               'iter_4.pth')])
+    row = last_validation(out)
+    assert 'mIoU' in row and not any(k.startswith('teacher/') for k in row)

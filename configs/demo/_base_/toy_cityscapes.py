@@ -7,7 +7,7 @@
 toy_data_root = 'work_dirs/demo/data/cityscapes/'
 toy_crop = (64, 128)  # (h, w)
 toy_scale = (128, 64)  # (w, h): the whole generated image
-toy_iters = 200
+toy_iters = 150
 
 toy_train_pipeline = [
     dict(type='LoadImageFromFile'),

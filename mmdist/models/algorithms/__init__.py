@@ -1,8 +1,9 @@
 from .frozen_teacher_distill import FrozenTeacherDistill, split_loss_terms
 from .roi_teacher_distill import RoITeacherDistill, roi_stage
 from .seg_teacher_distill import SegTeacherDistill
+from .teacher_utils import teacher_config
 
 __all__ = [
     'FrozenTeacherDistill', 'RoITeacherDistill', 'SegTeacherDistill',
-    'roi_stage', 'split_loss_terms'
+    'roi_stage', 'split_loss_terms', 'teacher_config'
 ]

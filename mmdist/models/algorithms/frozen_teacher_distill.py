@@ -9,7 +9,8 @@ from mmrazor.models.utils import add_prefix
 from torch import Tensor, nn
 
 from mmdist.registry import MODELS
-from .teacher_utils import check_same_classes, load_teacher_checkpoint
+from .teacher_utils import (check_same_classes, load_teacher_checkpoint,
+                            teacher_config)
 
 # Accepted values of teacher_precision.
 _AUTOCAST_DTYPES = {
@@ -147,9 +148,13 @@ class FrozenTeacherDistill(SingleTeacherDistill):
     Args:
         distiller: Config of the distiller (MMRazor ConfigurableDistiller).
         teacher: Config of the teacher or a built teacher; a
-            ``dict(cfg_path='mmdet::...', pretrained=False)`` builds it from
-            a stock config.
-        teacher_ckpt: Path or URL of the teacher's weights.
+            ``dict(cfg_path=..., **overrides)`` builds the model of a config
+            file, stock (``'mmdet::...'``, ``'mmseg::...'``) or the user's
+            own (a path), with ``overrides`` merged into it (see
+            :func:`teacher_config`).
+        teacher_ckpt: Path or URL of the teacher's weights (with
+            ``pretrained=True`` in ``teacher``, the stock config's model-zoo
+            weights by default).
         teacher_precision: None (the student's precision), ``'bfloat16'``
             or ``'float16'``: the autocast dtype of the teacher's forward.
         **kwargs: The other arguments of SingleTeacherDistill
@@ -173,8 +178,13 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                 f'teacher_precision={teacher_precision!r}; expected one of '
                 f'{sorted(map(str, _AUTOCAST_DTYPES))} (None keeps the '
                 "student's precision)")
+        if isinstance(teacher, dict) and 'cfg_path' in teacher:
+            teacher_cfg = teacher_config(teacher)
+            teacher = teacher_cfg.model
+            teacher_ckpt = teacher_ckpt or teacher_cfg.get('model_path')
         super().__init__(distiller, teacher, teacher_ckpt=None, **kwargs)
         self.teacher_dtype = _AUTOCAST_DTYPES[teacher_precision]
+        self.teacher_ckpt = teacher_ckpt
         check_same_classes(self.student, self.teacher)
         if teacher_ckpt:
             load_teacher_checkpoint(self.teacher, teacher_ckpt)

@@ -3,6 +3,7 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 import torch
+from mmengine.config import Config
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 
@@ -116,3 +117,59 @@ def load_teacher_checkpoint(teacher: nn.Module, filename: str) -> None:
             f'model ({type(teacher).__name__}): ' + '; '.join(problems) +
             '. Check that teacher_ckpt belongs to the teacher config.')
     teacher.load_state_dict(state_dict, strict=False)
+
+
+def teacher_config(teacher: dict) -> Config:
+    """The whole config of a teacher given as ``dict(cfg_path=..., ...)``.
+
+    ``cfg_path`` is a stock config (``'mmdet::retinanet/...py'``, as
+    ``mmengine.hub`` reads it) or a config file of the user's own (a path,
+    absolute or relative to the working directory). Every other key except
+    ``pretrained`` overrides a field of the config's ``model``, merged as
+    ``--cfg-options`` would (``bbox_head=dict(num_classes=3)`` changes only
+    the number of classes). The model gets the config's default scope, so
+    that it builds from a distillation config of another scope.
+
+    Args:
+        teacher: ``dict(cfg_path=..., pretrained=False, **overrides)``.
+
+    Returns:
+        The teacher's config, overrides applied; ``model_path`` holds the
+        model-zoo weights of a stock config when ``pretrained=True``.
+
+    Raises:
+        FileNotFoundError: A local ``cfg_path`` that does not exist.
+        ValueError: ``pretrained=True`` with a local file.
+    """
+    teacher = dict(teacher)
+    cfg_path = teacher.pop('cfg_path')
+    pretrained = teacher.pop('pretrained', False)
+    scope = None
+    if '::' in cfg_path:
+        from mmengine.hub import get_config
+        scope = cfg_path.split('::')[0]
+        cfg = get_config(cfg_path, pretrained=bool(pretrained))
+    else:
+        if not osp.isfile(cfg_path):
+            raise FileNotFoundError(
+                f'teacher config not found: {cfg_path} (model.teacher.'
+                f'cfg_path, relative to {osp.abspath(".")}). Give the path '
+                "of the teacher's config file, or a stock one as "
+                "'mmdet::<dir>/<file>.py' or 'mmseg::<dir>/<file>.py'")
+        if pretrained:
+            raise ValueError(
+                f'pretrained=True reads the model-zoo weights of a stock '
+                f'config; {cfg_path} is a local file: set teacher_ckpt to '
+                'its checkpoint instead')
+        cfg = Config.fromfile(cfg_path)
+    if 'model' not in cfg:
+        raise ValueError(f'the teacher config {cfg_path} has no model')
+    # As mmengine.hub.get_model: the top-level preprocessor is the model's.
+    if 'data_preprocessor' in cfg:
+        cfg.model.data_preprocessor = cfg.data_preprocessor
+    if teacher:
+        cfg.merge_from_dict({'model': teacher})
+    scope = scope or cfg.get('default_scope')
+    if scope:
+        cfg.model.setdefault('_scope_', scope)
+    return cfg

@@ -1,0 +1,4 @@
+from .random_state_hook import RandomStateHook
+from .teacher_eval_hook import TeacherEvalHook, evaluate_teacher
+
+__all__ = ['RandomStateHook', 'TeacherEvalHook', 'evaluate_teacher']

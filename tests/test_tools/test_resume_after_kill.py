@@ -1,0 +1,122 @@
+"""A run killed with SIGKILL and started again with --resume logs, from its
+last checkpoint on, the losses of a run that was never killed: DIST and DIST
++ mimic (whose connectors train) on RetinaNet, through tools/train.py."""
+import glob
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.test_tools.test_retinanet_distill import train_options
+from tests.utils import REPO, read_scalars, run_tool, save_random_model
+
+# 4 training images, 2 a batch: 2 iterations an epoch, 3 epochs.
+ITERS = 6
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory) -> str:
+    return save_random_model(
+        'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
+        str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))
+
+
+def options(coco_root, teacher_ckpt):
+    return train_options(coco_root, teacher_ckpt) + [
+        'train_cfg.max_epochs=3', 'train_cfg.val_interval=10',
+        'randomness.seed=0', 'randomness.deterministic=True',
+        'default_hooks.checkpoint.interval=1'
+    ]
+
+
+def losses(work_dir, rows=None):
+    """{iteration: {logged loss name: value}} of every run under work_dir
+    (or of the logged ``rows``)."""
+    rows = read_scalars(work_dir) if rows is None else rows
+    return {r['iter']: {k: v for k, v in r.items() if 'loss' in k}
+            for r in rows if 'loss' in r}
+
+
+def kill_during(work_dir, args, iteration, timeout=600):
+    """Start tools/train.py; SIGKILL it once ``iteration`` is logged."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2')
+    proc = subprocess.Popen([sys.executable, 'tools/train.py', *args],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    try:
+        while iteration not in losses(work_dir):
+            assert proc.poll() is None, proc.stderr.read()[-4000:]
+            assert time.time() < deadline, 'training did not get there'
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
+
+
+def state(path):
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+@pytest.mark.parametrize('config', [
+    'configs/dist_retinanet_r50_coco.py',
+    'configs/dist_mimic_retinanet_r50_coco.py'
+])
+def test_killed_run_resumes_with_the_same_losses(config, coco_root,
+                                                 teacher_ckpt, tmp_path):
+    args = ['--cfg-options', *options(coco_root, teacher_ckpt)]
+    never_killed = str(tmp_path / 'never_killed')
+    run_tool(['tools/train.py', config, '--work-dir', never_killed, *args])
+    expected = losses(never_killed)
+    assert sorted(expected) == list(range(1, ITERS + 1))
+
+    killed = str(tmp_path / 'killed')
+    # Iteration 3 is the first of epoch 2: the kill lands in epoch 2, after
+    # epoch_1.pth and before epoch_2.pth.
+    returncode = kill_during(killed, [config, '--work-dir', killed, *args], 3)
+    assert returncode == -signal.SIGKILL
+    assert osp.isfile(osp.join(killed, 'epoch_1.pth'))
+    assert not osp.exists(osp.join(killed, 'epoch_2.pth'))
+
+    resumed = run_tool(['tools/train.py', config, '--work-dir', killed,
+                        '--resume', *args])
+    assert 'resumed' in (resumed.stdout + resumed.stderr).lower()
+    runs = sorted(glob.glob(osp.join(killed, '2*', 'vis_data', '2*.json')))
+    assert len(runs) == 2
+    with open(runs[-1]) as f:
+        after = losses(None, [json.loads(line) for line in f])
+    # The resumed run starts at the checkpoint (iteration 3) and logs what
+    # the run that was never killed logged, every loss of every level.
+    assert sorted(after) == list(range(3, ITERS + 1))
+    names = set(expected[3])
+    assert {f'distill.loss_p{level}' for level in (3, 4, 5, 6, 7)} <= names
+    if 'mimic' in config:
+        assert {f'distill.loss_mimic_fpn{i}' for i in range(5)} <= names
+    for iteration in after:
+        assert after[iteration].keys() == expected[iteration].keys()
+        for name, value in expected[iteration].items():
+            assert after[iteration][name] == pytest.approx(
+                value, rel=1e-6, abs=1e-7), (iteration, name)
+
+    # Weights, connectors included, and optimizer state end the same.
+    ours = state(osp.join(killed, 'epoch_3.pth'))
+    theirs = state(osp.join(never_killed, 'epoch_3.pth'))
+    assert ours['state_dict'].keys() == theirs['state_dict'].keys()
+    connectors = [k for k in ours['state_dict'] if 'connectors' in k]
+    assert bool(connectors) == ('mimic' in config)
+    for key, value in theirs['state_dict'].items():
+        torch.testing.assert_close(ours['state_dict'][key], value,
+                                   rtol=1e-5, atol=1e-6, msg=key)
+    for a, b in zip(ours['optimizer']['state'].values(),
+                    theirs['optimizer']['state'].values()):
+        torch.testing.assert_close(a['momentum_buffer'],
+                                   b['momentum_buffer'], rtol=1e-5,
+                                   atol=1e-6)
