@@ -15,7 +15,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--teacher-iters', type=int, default=150)
-    parser.add_argument('--iters', type=int, default=150,
+    parser.add_argument('--iters', type=int, default=100,
                         help='iterations of each student run')
     parser.add_argument('--num-train', type=int, default=60)
     parser.add_argument('--num-val', type=int, default=20)
