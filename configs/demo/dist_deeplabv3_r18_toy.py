@@ -1,6 +1,6 @@
 # DIST from the toy teacher to the toy student, with the distillation set-up
-# of the real configs (../_base_/cityscapes_distill.py: teacher config,
-# recorders, DIST on both heads, every pixel).
+# of the real configs (../_base_/cityscapes_distill.py: recorders, DIST on
+# both heads, every pixel).
 _base_ = ['./deeplabv3_r18_toy.py', '../_base_/cityscapes_distill.py']
 custom_imports = dict(imports=['mmdist'], allow_failed_imports=False)
 
