@@ -20,6 +20,7 @@ from mmengine.registry import init_default_scope
 
 import mmdist  # noqa: F401
 from mmdist.registry import MODELS
+from mmdist.testing import distill_loss_configs
 
 
 def build(cfg: Config, algorithm: str) -> torch.nn.Module:
@@ -27,7 +28,7 @@ def build(cfg: Config, algorithm: str) -> torch.nn.Module:
     model_cfg.type = algorithm
     model_cfg.teacher_ckpt = None
     model_cfg.architecture.backbone.init_cfg = None
-    for loss in model_cfg.distiller.distill_losses.values():
+    for loss in distill_loss_configs(model_cfg.distiller):
         loss.pop('log_terms', None)  # MMRazor's algorithm logs tensors only
     init_default_scope('mmrazor')
     return MODELS.build(model_cfg)

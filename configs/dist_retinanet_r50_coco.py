@@ -6,7 +6,4 @@ _base_ = ['./_base_/retinanet_distill.py']
 
 dist = dict(type='mmdist.DISTLoss', activation='sigmoid', beta=1.0,
             gamma=1.0, tau=1.0, loss_weight=1.0, log_terms=True)
-model = dict(
-    distiller=dict(
-        distill_losses={f'loss_p{level}': dist
-                        for level in _base_.levels}))
+model = dict(distiller=dict(logits=dict(cls=dict(loss=dist))))

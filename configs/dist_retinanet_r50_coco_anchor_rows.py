@@ -2,9 +2,4 @@
 # per position (9 anchors x 80 classes, the authors' layout).
 _base_ = ['./dist_retinanet_r50_coco.py']
 
-model = dict(
-    distiller=dict(
-        distill_losses={
-            f'loss_p{level}': dict(num_classes=80)
-            for level in _base_.levels
-        }))
+model = dict(distiller=dict(logits=dict(cls=dict(loss=dict(num_classes=80)))))

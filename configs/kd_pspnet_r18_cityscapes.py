@@ -2,6 +2,4 @@
 # _base_/cityscapes_distill.py).
 _base_ = ['./dist_pspnet_r18_cityscapes.py']
 
-model = dict(
-    distiller=dict(
-        distill_losses=dict(_delete_=True, **_base_.seg_kd_losses)))
+model = dict(distiller=dict(logits=_base_.seg_kd))

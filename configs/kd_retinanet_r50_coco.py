@@ -4,6 +4,4 @@ _base_ = ['./_base_/retinanet_distill.py']
 
 kd = dict(type='mmdist.KDLoss', activation='sigmoid', tau=1.0,
           loss_weight=1.0)
-model = dict(
-    distiller=dict(
-        distill_losses={f'loss_p{level}': kd for level in _base_.levels}))
+model = dict(distiller=dict(logits=dict(cls=dict(loss=kd))))

@@ -1,12 +1,14 @@
 """mmdist's registry nodes.
 
-``MODELS`` and ``HOOKS`` are children of MMEngine's root registries with
-the scope ``mmdist``, so ``type='mmdist.DISTLoss'`` or
-``type='mmdist.TeacherEvalHook'`` resolves from any OpenMMLab scope (mmrazor,
-mmdet, mmseg) without clashing with MMRazor's own ``DISTLoss``.
+``MODELS``, ``HOOKS`` and ``TASK_UTILS`` (recorders) are children of
+MMEngine's root registries with the scope ``mmdist``, so
+``type='mmdist.DISTLoss'`` or ``type='mmdist.TeacherEvalHook'`` resolves
+from any OpenMMLab scope (mmrazor, mmdet, mmseg) without clashing with
+MMRazor's own ``DISTLoss``.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -15,3 +17,6 @@ MODELS = Registry(
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='mmdist',
     locations=['mmdist.engine'])
+TASK_UTILS = Registry(
+    'task util', parent=MMENGINE_TASK_UTILS, scope='mmdist',
+    locations=['mmdist.models'])

@@ -65,6 +65,14 @@ def setting_config(setting: Setting) -> Config:
     return cfg
 
 
+def distill_loss_configs(distiller: dict) -> List[dict]:
+    """The loss configs of a distiller config: its ``distill_losses`` and
+    the loss of each ``logits`` entry (a LogitDistiller)."""
+    losses = list((distiller.get('distill_losses') or {}).values())
+    return losses + [spec['loss']
+                     for spec in (distiller.get('logits') or {}).values()]
+
+
 def build_setting(setting: Setting, variant: str = 'mmdist',
                   teacher_precision: Optional[str] = None,
                   image_size: Optional[Tuple[int, int]] = None) -> nn.Module:
@@ -99,7 +107,7 @@ def build_setting(setting: Setting, variant: str = 'mmdist',
                     f'{setting.name} setting (its teacher would classify '
                     'its own RoIs)')
             model_cfg.type = 'SingleTeacherDistill'
-            for loss in model_cfg.distiller.distill_losses.values():
+            for loss in distill_loss_configs(model_cfg.distiller):
                 loss.pop('log_terms', None)  # it logs tensors only
         elif teacher_precision is not None:
             model_cfg.teacher_precision = teacher_precision

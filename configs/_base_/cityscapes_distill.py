@@ -24,46 +24,34 @@ seg_teacher_ckpt = (
 seg_dist = dict(type='mmdist.DISTLoss', activation='softmax', beta=1.0,
                 gamma=1.0, tau=1.0, log_terms=True)
 seg_distiller = dict(
-    type='ConfigurableDistiller',
-    student_recorders=dict(
-        logits=dict(type='ModuleOutputs', source='decode_head.conv_seg'),
-        aux_logits=dict(type='ModuleOutputs',
-                        source='auxiliary_head.conv_seg')),
-    teacher_recorders=dict(
-        logits=dict(type='ModuleOutputs', source='decode_head.conv_seg'),
-        aux_logits=dict(type='ModuleOutputs',
-                        source='auxiliary_head.conv_seg')),
-    loss_forward_mappings=dict(
-        loss_decode=dict(
-            preds_S=dict(from_student=True, recorder='logits'),
-            preds_T=dict(from_student=False, recorder='logits')),
-        loss_aux=dict(
-            preds_S=dict(from_student=True, recorder='aux_logits'),
-            preds_T=dict(from_student=False, recorder='aux_logits'))),
-    distill_losses=dict(
-        loss_decode=dict(**seg_dist, loss_weight=1.0),
-        loss_aux=dict(**seg_dist, loss_weight=0.4)))
+    type='mmdist.LogitDistiller',
+    logits=dict(
+        decode=dict(student='decode_head.conv_seg',
+                    teacher='decode_head.conv_seg',
+                    loss=dict(**seg_dist, loss_weight=1.0)),
+        aux=dict(student='auxiliary_head.conv_seg',
+                 teacher='auxiliary_head.conv_seg',
+                 loss=dict(**seg_dist, loss_weight=0.4))))
 # The KD baselines swap in classic KD (softmax KL per pixel, tau = 1, same
-# weights, every pixel).
-seg_kd = dict(type='mmdist.KDLoss', activation='softmax', tau=1.0)
-seg_kd_losses = dict(
-    loss_decode=dict(**seg_kd, loss_weight=1.0),
-    loss_aux=dict(**seg_kd, loss_weight=0.4))
+# weights, every pixel): model = dict(distiller=dict(logits=_base_.seg_kd)).
+seg_kd_loss = dict(_delete_=True, type='mmdist.KDLoss', activation='softmax',
+                   tau=1.0)
+seg_kd = dict(
+    decode=dict(loss=dict(**seg_kd_loss, loss_weight=1.0)),
+    aux=dict(loss=dict(**seg_kd_loss, loss_weight=0.4)))
 # Not the authors' method, an option: leave the pixels labelled 255 out of
 # the DIST or KD losses. The ground truth is recorded where the student's
 # heads stack it and resized to the logits by nearest. In a config that
 # inherits a Cityscapes DIST or KD config, one line:
 #   model = dict(distiller=_base_.seg_leave_out_ignored)
+seg_ignored = dict(inputs=dict(gt_labels=dict(recorder='gt')),
+                   loss=dict(ignore_index=255))
 seg_leave_out_ignored = dict(
     student_recorders=dict(
         gt=dict(type='MethodOutputs',
                 source='mmseg.models.decode_heads.decode_head.'
                 'BaseDecodeHead._stack_batch_gt')),
-    loss_forward_mappings=dict(
-        loss_decode=dict(gt_labels=dict(from_student=True, recorder='gt')),
-        loss_aux=dict(gt_labels=dict(from_student=True, recorder='gt'))),
-    distill_losses=dict(
-        loss_decode=dict(ignore_index=255), loss_aux=dict(ignore_index=255)))
+    logits=dict(decode=seg_ignored, aux=seg_ignored))
 seg_distill_model = dict(
     _scope_='mmrazor',
     type='mmdist.SegTeacherDistill',

@@ -26,21 +26,14 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     teacher_stage=0,
     student_rois=dict(recorder='rois', data_idx=1),
+    # The 81 logits of each RoI; each config sets the loss.
     distiller=dict(
-        type='ConfigurableDistiller',
-        student_recorders=dict(
-            # (features, rois): the RoIs the student's sampler chose.
-            rois=dict(type='ModuleInputs',
-                      source='roi_head.bbox_roi_extractor'),
-            cls=dict(type='ModuleOutputs',
-                     source='roi_head.bbox_head.fc_cls')),
-        teacher_recorders=dict(
-            cls=dict(type='ModuleOutputs',
-                     source='roi_head.bbox_head.0.fc_cls')),
-        loss_forward_mappings=dict(
-            loss_roi_cls=dict(
-                preds_S=dict(from_student=True, recorder='cls'),
-                preds_T=dict(from_student=False, recorder='cls')))))
+        type='mmdist.LogitDistiller',
+        logits=dict(roi_cls=dict(student='roi_head.bbox_head.fc_cls',
+                                 teacher='roi_head.bbox_head.0.fc_cls')),
+        # (features, rois): the RoIs the student's sampler chose.
+        student_recorders=dict(rois=dict(
+            type='ModuleInputs', source='roi_head.bbox_roi_extractor'))))
 
 default_hooks = _base_.mmdist_default_hooks
 auto_scale_lr = dict(enable=False, base_batch_size=16)

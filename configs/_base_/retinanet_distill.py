@@ -10,7 +10,6 @@ custom_imports = dict(imports=['mmdist'], allow_failed_imports=False)
 teacher_ckpt = ('https://download.openmmlab.com/mmdetection/v2.0/retinanet/'
                 'retinanet_x101_64x4d_fpn_1x_coco/'
                 'retinanet_x101_64x4d_fpn_1x_coco_20200130-366f5af1.pth')
-levels = (3, 4, 5, 6, 7)  # FPN levels P3-P7, one recorded call each
 
 model = dict(
     _delete_=True,
@@ -21,19 +20,12 @@ model = dict(
         cfg_path='mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
         pretrained=False),
     teacher_ckpt=teacher_ckpt,
+    # The raw classification logits, (N, 9 x 80, H, W), of each FPN level
+    # (P3-P7: retina_cls runs once per level); each config sets the loss.
     distiller=dict(
-        type='ConfigurableDistiller',
-        # Raw classification logits of every level: (N, 9 x 80, H, W).
-        student_recorders=dict(
-            cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
-        teacher_recorders=dict(
-            cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
-        loss_forward_mappings={
-            f'loss_p{level}': dict(
-                preds_S=dict(from_student=True, recorder='cls', record_idx=i),
-                preds_T=dict(from_student=False, recorder='cls', record_idx=i))
-            for i, level in enumerate(levels)
-        }))
+        type='mmdist.LogitDistiller',
+        logits=dict(cls=dict(student='bbox_head.retina_cls',
+                             teacher='bbox_head.retina_cls'))))
 
 default_hooks = _base_.mmdist_default_hooks
 # The schedule of mmdet's config is written for 8 GPUs x 2 images.

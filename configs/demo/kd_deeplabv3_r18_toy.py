@@ -1,6 +1,4 @@
 # Classic KD in DIST's place, as in ../kd_deeplabv3_r18_cityscapes.py.
 _base_ = ['./dist_deeplabv3_r18_toy.py']
 
-model = dict(
-    distiller=dict(
-        distill_losses=dict(_delete_=True, **_base_.seg_kd_losses)))
+model = dict(distiller=dict(logits=_base_.seg_kd))

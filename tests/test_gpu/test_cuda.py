@@ -217,8 +217,9 @@ def test_teacher_in_bfloat16_on_cuda():
     model = build_setting(setting, 'mmdist', 'bfloat16', (256, 256)).cuda()
     data = model.data_preprocessor(make_batch(setting, 2, (256, 256)), True)
     losses = model.loss(data['inputs'], data['data_samples'])
-    assert model.distiller.get_record('cls', False).dtype == torch.bfloat16
-    assert model.distiller.get_record('cls', True).dtype == torch.float32
+    record = model.distiller.get_record
+    assert record('logits_cls', False).dtype == torch.bfloat16
+    assert record('logits_cls', True).dtype == torch.float32
     for key, value in losses.items():
         if key.startswith('distill.loss'):
             assert value.dtype == torch.float32 and torch.isfinite(value)

@@ -60,17 +60,19 @@ def test_every_level_logs_a_finite_dist_loss(trained):
     rows = [r for r in trained['first_run'] if 'loss' in r]
     assert len(rows) == 2  # two iterations
     for row in rows:
-        for level in LEVELS:
-            for key in (f'distill.loss_p{level}', f'distill.p{level}_inter',
-                        f'distill.p{level}_intra'):
-                assert math.isfinite(row[key]), (key, row)
+        for key in ['distill.loss_cls', 'distill.cls_inter',
+                    'distill.cls_intra'] + [f'distill.cls_l{i}'
+                                            for i in range(len(LEVELS))]:
+            assert math.isfinite(row[key]), (key, row)
         assert math.isfinite(row['student.loss_cls'])
     # MMEngine logs losses averaged over a window and other values as they
     # are: on the first iteration both are that iteration's.
-    for level in LEVELS:
-        assert rows[0][f'distill.loss_p{level}'] == pytest.approx(
-            rows[0][f'distill.p{level}_inter'] +
-            rows[0][f'distill.p{level}_intra'], abs=1e-4)
+    assert rows[0]['distill.loss_cls'] == pytest.approx(
+        rows[0]['distill.cls_inter'] + rows[0]['distill.cls_intra'],
+        abs=1e-4)
+    assert rows[0]['distill.loss_cls'] == pytest.approx(
+        sum(rows[0][f'distill.cls_l{i}'] for i in range(len(LEVELS))),
+        abs=1e-4)
 
 
 def _load(path):
@@ -134,7 +136,7 @@ def test_dist_train_sh_runs_two_cpu_processes(coco_root, teacher_ckpt,
     assert 'Distributed launcher: pytorch' in proc.stdout + proc.stderr
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
     rows = [r for r in read_scalars(work_dir) if 'loss' in r]
-    assert rows and all(math.isfinite(r['distill.loss_p3']) for r in rows)
+    assert rows and all(math.isfinite(r['distill.loss_cls']) for r in rows)
 
 
 @pytest.fixture(scope='module')
@@ -229,7 +231,7 @@ def test_broken_teacher_stops_training_at_its_first_iteration(
                      '--cfg-options', *train_options(coco_root, path)],
                     check=False)
     assert proc.returncode != 0
-    assert ('FloatingPointError: distillation loss loss_p3 reads NaN or '
-            "Inf from the teacher's 'cls' record (preds_T) at training "
+    assert ('FloatingPointError: distillation loss loss_cls reads NaN or '
+            "Inf from the teacher's 'logits_cls' record (level 0) at training "
             'iteration 1') in proc.stderr
     assert not os.path.exists(osp.join(work_dir, 'epoch_1.pth'))

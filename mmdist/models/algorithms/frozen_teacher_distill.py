@@ -9,8 +9,8 @@ from mmrazor.models.utils import add_prefix
 from torch import Tensor, nn
 
 from mmdist.registry import MODELS
-from .teacher_utils import (check_same_classes, load_teacher_checkpoint,
-                            teacher_config)
+from .teacher_utils import (check_same_classes, check_same_normalisation,
+                            load_teacher_checkpoint, teacher_config)
 
 # Accepted values of teacher_precision.
 _AUTOCAST_DTYPES = {
@@ -86,32 +86,40 @@ def check_finite(distiller: nn.Module, losses: Dict[str, Tensor]) -> None:
         FloatingPointError: Which loss, which side (teacher or student, and
             which recorder) and which training iteration.
     """
-    checked = []  # (loss name, mapping argument or None, spec or None)
+    # (loss name, what it reads, from_student, recorder) or a loss alone.
+    checked: List[tuple] = []
     flags = []
     for name, mapping in distiller.loss_forward_mappings.items():
         for arg, spec in mapping.items():
             for tensor in _raw_record(distiller, spec):
-                checked.append((name, arg, spec))
+                checked.append((name, arg, spec['from_student'],
+                                spec['recorder']))
                 flags.append(torch.isfinite(tensor).all())
+    recorded_logits = getattr(distiller, 'recorded_logits', None)
+    for name, what, from_student, recorder, tensor in (
+            recorded_logits() if recorded_logits else []):
+        checked.append((name, what, from_student, recorder))
+        flags.append(torch.isfinite(tensor).all())
     for name, value in losses.items():
         if name.startswith('loss') and isinstance(value, Tensor):
-            checked.append((name, None, None))
+            checked.append((name, None, None, None))
             flags.append(torch.isfinite(value).all())
     if not flags:
         return
     flags = torch.stack(flags)
     if bool(flags.all()):
         return
-    name, arg, spec = checked[int((~flags).nonzero()[0])]
+    name, arg, from_student, recorder = checked[int(
+        (~flags).nonzero()[0])]
     from mmengine.logging import MessageHub
     iteration = MessageHub.get_current_instance().get_info('iter')
     when = 'at an unknown iteration' if iteration is None else \
         f'at training iteration {iteration + 1}'
-    if spec is None:
+    if recorder is None:
         what = 'overflowed from finite inputs'
     else:
-        side = 'student' if spec['from_student'] else 'teacher'
-        what = (f"reads NaN or Inf from the {side}'s {spec['recorder']!r} "
+        side = 'student' if from_student else 'teacher'
+        what = (f"reads NaN or Inf from the {side}'s {recorder!r} "
                 f'record ({arg})')
     raise FloatingPointError(
         f'distillation loss {name} {what} {when} (loss value '
@@ -136,8 +144,9 @@ class FrozenTeacherDistill(SingleTeacherDistill):
     as they are.
 
     The teacher checkpoint is loaded strictly, and student and teacher must
-    predict the same classes: both are checked when the model is built,
-    before training starts.
+    predict the same classes and normalise images alike (the teacher reads
+    the student's preprocessed batch): all are checked when the model is
+    built, before training starts.
 
     Under ``--amp`` the teacher runs inside the same autocast as the
     student. ``teacher_precision`` runs the teacher alone under autocast in
@@ -186,6 +195,7 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         self.teacher_dtype = _AUTOCAST_DTYPES[teacher_precision]
         self.teacher_ckpt = teacher_ckpt
         check_same_classes(self.student, self.teacher)
+        check_same_normalisation(self.student, self.teacher)
         if teacher_ckpt:
             load_teacher_checkpoint(self.teacher, teacher_ckpt)
             # Keep init_weights from overwriting the loaded weights.

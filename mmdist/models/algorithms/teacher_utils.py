@@ -48,6 +48,29 @@ def check_same_classes(student: nn.Module, teacher: nn.Module) -> None:
                 'dataset classes.')
 
 
+def _normalisation(model: nn.Module) -> Optional[tuple]:
+    """(mean, std, channel swap) of a model's data preprocessor, or None."""
+    pre = getattr(model, 'data_preprocessor', None)
+    if pre is None or not getattr(pre, '_enable_normalize', False):
+        return None
+    return (pre.mean.flatten().tolist(), pre.std.flatten().tolist(),
+            bool(getattr(pre, '_channel_conversion', False)))
+
+
+def check_same_normalisation(student: nn.Module, teacher: nn.Module) -> None:
+    """Raise a ValueError when the teacher's config normalises images
+    otherwise than the student's: the teacher is fed the student's
+    preprocessed batch."""
+    ours, theirs = _normalisation(student), _normalisation(teacher)
+    if None not in (ours, theirs) and ours != theirs:
+        raise ValueError(
+            'the teacher reads the batch as the student\'s data '
+            'preprocessor normalised it, but the two configs normalise '
+            f'images differently: student mean/std/bgr_to_rgb {ours}, '
+            f'teacher {theirs}. Pick a teacher trained with the student\'s '
+            'normalisation (e.g. both caffe-style or both pytorch-style)')
+
+
 def _strip_prefix(state_dict: Dict[str, torch.Tensor],
                   prefix: str) -> Dict[str, torch.Tensor]:
     if state_dict and all(k.startswith(prefix) for k in state_dict):

@@ -46,7 +46,7 @@ def test_teacher_runs_both_heads_without_graph(model):
     losses = model.loss(*batch(labels))
     assert calls == []
     distiller = model.distiller
-    for name in ('logits', 'aux_logits'):
+    for name in ('logits_decode', 'logits_aux'):
         teacher = distiller.get_record(name, False)
         student = distiller.get_record(name, True)
         # The heads' own resolution: output stride 8, 19 classes.
@@ -66,8 +66,8 @@ def test_every_pixel_is_distilled_by_default(model):
         labels[0, :, :64] = 255
         losses = model.loss(*batch(labels))
         distiller = model.distiller
-        for name, key, weight in (('logits', 'loss_decode', 1.0),
-                                  ('aux_logits', 'loss_aux', 0.4)):
+        for name, key, weight in (('logits_decode', 'loss_decode', 1.0),
+                                  ('logits_aux', 'loss_aux', 0.4)):
             expected = weight * dist_loss(distiller.get_record(name, True),
                                           distiller.get_record(name, False))
             assert expected > 0
@@ -98,16 +98,16 @@ def test_ignored_pixels_are_left_out_as_an_option(skip255):
     losses = model.loss(*batch(labels))
     distiller = model.distiller
     assert torch.equal(distiller.get_record('gt', True)[:, 0], labels)
-    student = distiller.get_record('logits', True)
-    teacher = distiller.get_record('logits', False)
+    student = distiller.get_record('logits_decode', True)
+    teacher = distiller.get_record('logits_decode', False)
     # Nearest downsampling by 8 picks every 8th label.
     mask = labels[:, ::8, ::8] != 255
     expected = dist_loss(student, teacher, valid_mask=mask)
     torch.testing.assert_close(losses['distill.loss_decode'], expected)
     assert not torch.allclose(expected, dist_loss(student, teacher))
     # The auxiliary head's DIST weighs 0.4.
-    aux = dist_loss(distiller.get_record('aux_logits', True),
-                    distiller.get_record('aux_logits', False),
+    aux = dist_loss(distiller.get_record('logits_aux', True),
+                    distiller.get_record('logits_aux', False),
                     valid_mask=mask)
     torch.testing.assert_close(losses['distill.loss_aux'], 0.4 * aux)
 
@@ -128,8 +128,8 @@ def test_kd_configs_follow_the_same_pixels(tmp_path):
             (str(config), mask)):
         model = build(path)
         losses = model.loss(*batch(labels))
-        student = model.distiller.get_record('logits', True)
-        teacher = model.distiller.get_record('logits', False)
+        student = model.distiller.get_record('logits_decode', True)
+        teacher = model.distiller.get_record('logits_decode', False)
         torch.testing.assert_close(
             losses['distill.loss_decode'],
             kd_loss(student, teacher, valid_mask=valid_mask))

@@ -1,0 +1,3 @@
+from .logit_distiller import LogitDistiller
+
+__all__ = ['LogitDistiller']

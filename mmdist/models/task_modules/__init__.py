@@ -1,0 +1,3 @@
+from .level_outputs_recorder import LevelOutputsRecorder
+
+__all__ = ['LevelOutputsRecorder']
