@@ -75,6 +75,12 @@ class LogitDistiller(ConfigurableDistiller):
         student_recorders = dict(student_recorders or {})
         teacher_recorders = dict(teacher_recorders or {})
         for name, spec in logits.items():
+            if 'loss' in name:
+                raise ValueError(
+                    f'logits.{name}: an entry\'s name must not contain '
+                    '"loss": it is logged as loss_<name> and its levels as '
+                    '<name>_l<i>, which MMEngine would add to the total '
+                    "again (use e.g. 'cls')")
             missing = [k for k in _REQUIRED if k not in spec]
             unknown = [k for k in spec if k not in _REQUIRED + _OPTIONAL]
             if missing or unknown:

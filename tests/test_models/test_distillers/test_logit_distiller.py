@@ -338,6 +338,13 @@ def test_entries_need_student_teacher_and_loss(spec, message):
         build(dict(type='mmdist.LogitDistiller', logits=dict(cls=spec)))
 
 
+def test_entry_names_stay_out_of_the_total():
+    spec = dict(student='bbox_head.retina_cls', teacher='bbox_head.retina_cls',
+                loss=dict(type='mmdist.DISTLoss'))
+    with pytest.raises(ValueError, match='must not contain "loss"'):
+        build(dict(type='mmdist.LogitDistiller', logits=dict(cls_loss=spec)))
+
+
 def test_a_module_the_model_lacks_is_named():
     with pytest.raises(AttributeError, match=r"'bbox_head\.retina_clss' is "
                        'not a module of RetinaNet'):
