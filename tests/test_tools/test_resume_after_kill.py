@@ -36,10 +36,11 @@ def options(coco_root, teacher_ckpt):
 
 
 def losses(work_dir, rows=None):
-    """{iteration: {logged loss name: value}} of every run under work_dir
-    (or of the logged ``rows``)."""
+    """{iteration: {logged loss or distillation value: value}} of every run
+    under work_dir (or of the logged ``rows``)."""
     rows = read_scalars(work_dir) if rows is None else rows
-    return {r['iter']: {k: v for k, v in r.items() if 'loss' in k}
+    return {r['iter']: {k: v for k, v in r.items()
+                        if k.startswith(('loss', 'student.', 'distill.'))}
             for r in rows if 'loss' in r}
 
 

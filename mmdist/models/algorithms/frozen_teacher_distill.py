@@ -6,6 +6,7 @@ import torch
 from mmengine.structures import BaseDataElement
 from mmrazor.models.algorithms import SingleTeacherDistill
 from mmrazor.models.utils import add_prefix
+from mmrazor.registry import MODELS as MMRAZOR_MODELS
 from torch import Tensor, nn
 
 from mmdist.registry import MODELS
@@ -191,11 +192,20 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             teacher_cfg = teacher_config(teacher)
             teacher = teacher_cfg.model
             teacher_ckpt = teacher_ckpt or teacher_cfg.get('model_path')
+        # Both models are built first, so that a class count or a
+        # normalisation that differ are named before the distiller hooks
+        # them (where mismatched logits would be the first symptom).
+        if isinstance(kwargs.get('architecture'), dict):
+            kwargs['architecture'] = MMRAZOR_MODELS.build(
+                kwargs['architecture'])
+        if isinstance(teacher, dict):
+            teacher = MMRAZOR_MODELS.build(teacher)
+        if kwargs.get('architecture') is not None:
+            check_same_classes(kwargs['architecture'], teacher)
+            check_same_normalisation(kwargs['architecture'], teacher)
         super().__init__(distiller, teacher, teacher_ckpt=None, **kwargs)
         self.teacher_dtype = _AUTOCAST_DTYPES[teacher_precision]
         self.teacher_ckpt = teacher_ckpt
-        check_same_classes(self.student, self.teacher)
-        check_same_normalisation(self.student, self.teacher)
         if teacher_ckpt:
             load_teacher_checkpoint(self.teacher, teacher_ckpt)
             # Keep init_weights from overwriting the loaded weights.
