@@ -1,6 +1,6 @@
 # What a CPU demands of the Cityscapes configs, for the embedded demo
 # (tools/demo.py): the synthetic Cityscapes-layout data of
-# mmdist.datasets.make_cityscapes at 64 x 128, batches of 4, a few hundred
+# mmdist.datasets.make_cityscapes at 64 x 128, batches of 4, 100 to 150
 # iterations, no ImageNet weights (nothing is downloaded). The names are
 # their own so that a config inherits this file beside a stock one and
 # assigns them (see ../deeplabv3_r18_toy.py).
