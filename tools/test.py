@@ -18,7 +18,7 @@ from mmengine.model import is_model_wrapper
 from mmdist.apis import (add_runner_args, build_runner, check_data,
                          check_local_file, cpu_distributed, load_config,
                          teacher_test_config)
-from mmdist.apis.runner import cleanup_on_failure
+from mmdist.apis.runner import cleanup_on_failure, evaluator_metrics
 from mmdist.models.algorithms.teacher_utils import load_teacher_checkpoint
 
 
@@ -58,8 +58,7 @@ def main() -> None:
             cfg.model.teacher_ckpt = None
     if args.out:
         cfg.test_evaluator = [
-            *(cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else
-              [cfg.test_evaluator]),
+            *evaluator_metrics(cfg.test_evaluator),
             dict(type='DumpResults', out_file_path=args.out)
         ]
     check_data(cfg, ['test_dataloader'])

@@ -91,11 +91,18 @@ def _datasets(cfg: Config, loaders: List[str]) -> Iterator[ConfigDict]:
                     yield dataset
 
 
+def evaluator_metrics(evaluator: Optional[object]) -> List[dict]:
+    """The metric configs of an evaluator config: one metric or a list."""
+    if evaluator is None:
+        return []
+    return list(evaluator) if isinstance(evaluator, (list, tuple)) else [
+        evaluator]
+
+
 def _evaluator_files(cfg: Config, loaders: List[str]) -> Iterator[str]:
     for name in loaders:
         evaluator = cfg.get(name.replace('dataloader', 'evaluator'))
-        for metric in evaluator if isinstance(evaluator, list) else [
-                evaluator]:
+        for metric in evaluator_metrics(evaluator):
             if isinstance(metric, dict) and metric.get('ann_file'):
                 yield metric['ann_file']
 

@@ -5,15 +5,9 @@ from typing import List, Optional, Tuple, Union
 from mmengine.config import Config, ConfigDict
 
 from mmdist.models.algorithms import teacher_config
+from .runner import evaluator_metrics
 
 Evaluators = Union[dict, List[dict]]
-
-
-def _metrics(evaluator: Optional[Evaluators]) -> List[dict]:
-    if evaluator is None:
-        return []
-    return list(evaluator) if isinstance(evaluator, (list, tuple)) else [
-        evaluator]
 
 
 def _with_ann_file(evaluator: Evaluators, ann_file: Optional[str]
@@ -21,7 +15,7 @@ def _with_ann_file(evaluator: Evaluators, ann_file: Optional[str]
     """``evaluator`` with each metric's ``ann_file`` set to ``ann_file``."""
     evaluator = copy.deepcopy(evaluator)
     if ann_file:
-        for metric in _metrics(evaluator):
+        for metric in evaluator_metrics(evaluator):
             if 'ann_file' in metric:
                 metric['ann_file'] = ann_file
     return evaluator
@@ -62,7 +56,8 @@ def teacher_test_config(cfg: Config,
             'no teacher checkpoint: give it after the config (tools/test.py '
             'CONFIG TEACHER.pth --teacher) or set model.teacher_ckpt')
     cfg = copy.deepcopy(cfg)
-    ann_file = next((m['ann_file'] for m in _metrics(cfg.get('test_evaluator'))
+    ann_file = next((m['ann_file']
+                     for m in evaluator_metrics(cfg.get('test_evaluator'))
                      if m.get('ann_file')), None)
     if 'cfg_path' in teacher:
         own = teacher_config(teacher)

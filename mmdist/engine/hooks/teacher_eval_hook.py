@@ -72,13 +72,9 @@ class TeacherEvalHook(Hook):
                 'remove it (default_hooks.teacher_eval=None)')
         evaluator = runner.build_evaluator(
             copy.deepcopy(runner.cfg.val_evaluator))
-        was_training = model.training
-        model.eval()
-        try:
-            self.metrics = evaluate_teacher(model, runner.val_loop.dataloader,
-                                            evaluator)
-        finally:
-            model.train(was_training)
+        # The validation loop has put the model in eval mode.
+        self.metrics = evaluate_teacher(model, runner.val_loop.dataloader,
+                                        evaluator)
         for key, value in self.metrics.items():
             if isinstance(value, (int, float)):
                 runner.message_hub.update_scalar(f'val/teacher/{key}', value)
