@@ -21,14 +21,15 @@ problem is present, so on a torch where it is not, nothing changes.
    globals, and for the ``getattr(HistoryBuffer, 'mean')`` calls that
    pickle writes for its statistics methods, a getattr that resolves
    nothing else: safe loading stays on for every file.
-3. mmcv built without CUDA kernels (the only build there is for torch 2.13
-   unless one compiles CUDA) raises ``<op>_impl: implementation for device
-   cuda:0 not found`` on GPU tensors: NMS, RoIAlign and the sigmoid focal
-   loss stop every detector of the paper. Those ops run through
-   torch/torchvision on the devices mmcv was built without
-   (:mod:`mmdist.ops.fallback`), with one warning per op in the log; where
-   mmcv has CUDA kernels nothing is routed. ``MMDIST_TORCH_OPS=1`` routes
-   them on every device, which the tests use to compare both on CPU.
+3. An mmcv compiled without CUDA kernels (``MMDIST_MMCV=full make
+   install`` on a machine without nvcc) raises ``<op>_impl: implementation
+   for device cuda:0 not found`` on GPU tensors. The ops that mmdist has in
+   torch/torchvision (:mod:`mmdist.ops.ext`) run there on the devices mmcv
+   was built without, with one warning per op in the log; where mmcv has
+   CUDA kernels nothing is routed. ``MMDIST_TORCH_OPS=1`` routes them on
+   every device. The default install has no compiled mmcv at all: its
+   ``mmcv._ext`` is mmdist's stand-in (``_mmdist_mmcv_ext``), which is
+   left alone here.
 """
 import importlib
 import logging
@@ -43,7 +44,7 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
-from mmdist.ops.fallback import FALLBACKS, first_tensor
+from mmdist.ops.ext import OPS, first_tensor
 
 _MAPPING_MODULE = 'mmrazor.structures.quantization.backend_config.mapping'
 _BACKENDS = ('academic', 'native', 'tensorrt', 'openvino')
@@ -236,24 +237,30 @@ def devices_to_route(ext: types.ModuleType,
     return frozenset()
 
 
-def route_mmcv_ops(force: Optional[bool] = None) -> List[str]:
+def route_mmcv_ops(force: Optional[bool] = None,
+                   ext: Optional[types.ModuleType] = None) -> List[str]:
     """Put :class:`MMCVOpRouter` in front of mmcv's ops where needed.
 
     Calling it again re-decides (tests force the routing, then undo it).
 
     Args:
         force: See :func:`devices_to_route`.
+        ext: The compiled ``_ext`` module; None imports ``mmcv._ext``.
 
     Returns:
-        The ``_ext`` functions routed (empty where nothing is).
+        The ``_ext`` functions routed (empty where nothing is, and for
+        mmdist's stand-in ``_ext``, which is torch/torchvision throughout).
     """
-    try:
-        ext = importlib.import_module('mmcv._ext')
-    except ImportError:
-        return []  # mmcv without ops: mmdet and mmrazor fail on their own
+    if ext is None:
+        try:
+            ext = importlib.import_module('mmcv._ext')
+        except ImportError:
+            return []  # mmcv without ops: mmdet and mmrazor fail on their own
+    if getattr(ext, 'MMDIST_STANDIN', False):
+        return []
     devices = devices_to_route(ext, force)
     routed = []
-    for name, fallback in FALLBACKS.items():
+    for name, fallback in OPS.items():
         current = getattr(ext, name, None)
         if current is None:
             continue

@@ -1,7 +1,7 @@
-import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -150,41 +150,60 @@ def test_any_default_hook_is_removed_by_none(tmp_path):
     assert 'IterTimerHook' in hook_types()
 
 
-def test_mmcv_ops_route_by_device_and_announce_once(monkeypatch):
-    import mmcv._ext as ext
-    from mmcv.ops import nms
-    assert set(compat.route_mmcv_ops(force=False)) <= set(
-        compat.FALLBACKS)
-    if ext.get_compiling_cuda_version() == 'not available':
-        # A CPU-only mmcv: GPU tensors go to torch/torchvision, CPU tensors
-        # stay on mmcv's kernels.
-        assert set(compat.route_mmcv_ops(force=False)) == set(
-            compat.FALLBACKS)
-        assert ext.nms.devices == {'cuda'}
-    messages, calls = [], []
+def compiled_cpu_only_ext(calls):
+    """A module shaped like the ``_ext`` of an mmcv compiled with CPU
+    kernels only (the routing is for those; CI has mmcv-lite): its ``nms``
+    records the device of each call and runs the stand-in."""
+    ext = types.ModuleType('compiled_ext')
+    ext.get_compiling_cuda_version = lambda: 'not available'
+
+    def nms(bboxes, scores, iou_threshold, offset):
+        calls.append(bboxes.device.type)
+        return compat.OPS['nms'](bboxes, scores, iou_threshold, offset)
+    ext.nms = nms
+    return ext
+
+
+def test_cpu_only_mmcv_routes_cuda_calls_and_announces_once(monkeypatch):
+    kernel_calls, fallback_calls, messages = [], [], []
+    ext = compiled_cpu_only_ext(kernel_calls)
+    assert compat.route_mmcv_ops(force=False, ext=ext) == ['nms']
+    assert ext.nms.devices == {'cuda'}
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]])
+    assert ext.nms(boxes, torch.tensor([0.9, 0.8]), 0.5, 0).tolist() == [0]
+    assert kernel_calls == ['cpu']  # CPU tensors stay on mmcv's kernel
+
     monkeypatch.setattr(compat, 'print_log',
                         lambda msg, **kwargs: messages.append(msg))
-    try:
-        compat.route_mmcv_ops(force=True)
-        monkeypatch.setattr(ext.nms, 'fallback',
-                            lambda *a, **k: calls.append(1) or
-                            compat.FALLBACKS['nms'](*a, **k))
-        boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]])
-        for _ in range(3):
-            assert nms(boxes, torch.tensor([0.9, 0.8]), 0.5)[1].tolist() \
-                == [0]
-    finally:
-        compat.route_mmcv_ops(force=False)
-    assert len(calls) == 3
+    compat.route_mmcv_ops(force=True, ext=ext)
+    assert ext.nms.devices is None
+    monkeypatch.setattr(ext.nms, 'fallback',
+                        lambda *a, **k: fallback_calls.append(1) or
+                        compat.OPS['nms'](*a, **k))
+    for _ in range(3):
+        assert ext.nms(boxes, torch.tensor([0.9, 0.8]), 0.5, 0).tolist() \
+            == [0]
+    assert (len(kernel_calls), len(fallback_calls)) == (1, 3)
     assert len(messages) == 1
     assert 'mmcv op nms runs through torch/torchvision on cpu' in messages[0]
+    # Undone: the kernel itself is back in place.
+    assert compat.route_mmcv_ops(force=False, ext=ext) == ['nms']
+    ext.get_compiling_cuda_version = lambda: '12.1'
+    assert compat.route_mmcv_ops(force=False, ext=ext) == []
+    assert ext.nms.__name__ == 'nms'
 
 
-def test_mmdist_torch_ops_env_forces_routing():
-    code = 'import mmcv._ext as e, mmdist; print(e.nms.devices, ' \
-        'e.roi_align_forward.devices)'
-    result = subprocess.run([sys.executable, '-c', code], text=True,
-                            capture_output=True,
-                            env=dict(os.environ, MMDIST_TORCH_OPS='1'))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ['None', 'None']
+def test_mmdist_torch_ops_env_forces_routing(monkeypatch):
+    ext = compiled_cpu_only_ext([])
+    ext.get_compiling_cuda_version = lambda: '12.1'
+    assert compat.devices_to_route(ext) == frozenset()
+    monkeypatch.setenv('MMDIST_TORCH_OPS', '1')
+    assert compat.devices_to_route(ext) is None
+
+
+def test_the_stand_in_ext_is_left_alone():
+    import mmcv._ext as ext
+    if not getattr(ext, 'MMDIST_STANDIN', False):
+        pytest.skip('this environment has a compiled mmcv')
+    assert compat.route_mmcv_ops(force=True) == []
+    assert not isinstance(ext.nms, compat.MMCVOpRouter)

@@ -1,7 +1,8 @@
 """On a CUDA GPU (scripts/gpu_check.sh): the four settings train through
-tools/train.py with validation, in float32 and with --amp; the mmcv ops they
-call have a fallback; the fallback agrees with mmcv's kernels; the DIST loss
-on CUDA equals its CPU result."""
+tools/train.py with validation, in float32 and with --amp; every mmcv op
+they call on CUDA has a torch version in mmdist; the DIST loss on CUDA
+equals its CPU result. The stand-ins' values on CUDA are checked against
+mmcv's recorded kernels in tests/test_ops (``-m gpu``)."""
 import glob
 import os.path as osp
 import re
@@ -10,13 +11,10 @@ import pytest
 import torch
 
 import mmdist  # noqa: F401
-from mmdist import compat
-from mmdist.ops import fallback
+from mmdist.ops.ext import OPS
 from mmdist.testing import (SETTINGS, build_setting, make_batch,
                             record_mmcv_ops, setting_config,
                             train_and_predict)
-from tests.test_ops.test_fallback import (detections, focal_inputs,
-                                          rois_and_features)
 from tests.utils import (cityscapes_options, coco_options, read_scalars,
                          run_tool, save_random_model)
 
@@ -27,6 +25,11 @@ DEVICE = 'cuda'  # the device under test
 def mmcv_has_cuda() -> bool:
     import mmcv._ext as ext
     return ext.get_compiling_cuda_version() != 'not available'
+
+
+def mmcv_is_compiled() -> bool:
+    import mmcv._ext as ext
+    return not getattr(ext, 'MMDIST_STANDIN', False)
 
 
 @pytest.fixture(scope='module')
@@ -82,7 +85,7 @@ def test_setting_trains_and_validates_on_cuda(setting, amp, coco_root,
     # MMEngine's AmpOptimWrapper keeps its loss scaler beside the optimizer.
     assert ('loss_scaler' in state['optimizer']) == amp
     log = proc.stdout + proc.stderr
-    if setting.task == 'det' and not mmcv_has_cuda():
+    if setting.task == 'det' and mmcv_is_compiled() and not mmcv_has_cuda():
         # Each routed op says so once.
         for op in ('nms',) + (('sigmoid_focal_loss_forward',)
                               if setting.name == 'retinanet' else
@@ -93,94 +96,17 @@ def test_setting_trains_and_validates_on_cuda(setting, amp, coco_root,
 
 
 @pytest.mark.parametrize('setting', SETTINGS, ids=lambda s: s.name)
-def test_cuda_ops_of_each_setting_have_a_fallback(setting):
+def test_cuda_ops_of_each_setting_have_a_torch_version(setting):
     size = (256, 256) if setting.task == 'det' else (128, 256)
     model = build_setting(setting, 'mmdist', image_size=size).cuda()
     with record_mmcv_ops() as called:
         train_and_predict(model, make_batch(setting, 2, size))
-    assert called <= set(fallback.FALLBACKS), called
+    assert called <= set(OPS), called
     if setting.name == 'retinanet':
         assert {'nms', 'sigmoid_focal_loss_forward',
                 'sigmoid_focal_loss_backward'} <= called
     if setting.name == 'faster_rcnn':
         assert {'nms', 'roi_align_forward', 'roi_align_backward'} <= called
-
-
-def reference(op, *args):
-    """mmcv's CUDA kernel where it has one, else its CPU kernel."""
-    import mmcv._ext as ext
-    compat.route_mmcv_ops(force=False)
-    kernel = getattr(ext, op)
-    kernel = getattr(kernel, 'kernel', kernel)
-    if mmcv_has_cuda():
-        return kernel, args
-    return kernel, tuple(a.cpu() if isinstance(a, torch.Tensor) else a
-                         for a in args)
-
-
-@pytest.mark.parametrize('threshold', [0.3, 0.5, 0.7])
-def test_fallback_nms_on_cuda(threshold):
-    for seed in range(3):
-        boxes, scores = detections(n=3000, seed=seed)
-        if not mmcv_has_cuda():
-            # Against mmcv's CPU kernel: ties would be ordered by another
-            # device's sort, so the scores are made distinct.
-            scores = torch.randperm(len(scores)).float() / len(scores)
-        ours = fallback.nms(boxes.cuda(), scores.cuda(), threshold, 0)
-        kernel, args = reference('nms', boxes.cuda(), scores.cuda())
-        theirs = kernel(*args, iou_threshold=threshold, offset=0)
-        assert 0 < len(theirs) < len(boxes)
-        assert torch.equal(ours.cpu(), theirs.cpu())
-
-
-@pytest.mark.parametrize('sampling_ratio', [0, 2])
-def test_fallback_roi_align_on_cuda(sampling_ratio):
-    from mmcv.ops import roi_align
-    feats, rois = rois_and_features()
-    args = ((7, 7), 1 / 8, sampling_ratio, 'avg', True)
-    x = feats.cuda().requires_grad_(True)
-    compat.route_mmcv_ops(force=True)
-    try:
-        out = roi_align(x, rois.cuda(), *args)
-        out.backward(torch.ones_like(out))
-    finally:
-        compat.route_mmcv_ops(force=False)
-    device = 'cuda' if mmcv_has_cuda() else 'cpu'
-    y = feats.to(device).requires_grad_(True)
-    ref = roi_align(y, rois.to(device), *args)
-    ref.backward(torch.ones_like(ref))
-    # Against mmcv's CPU kernel the devices' float arithmetic differs (fused
-    # multiply-adds, the order of the gradient's atomic adds): on an H200, 2
-    # of 50,176 outputs differed by 1.5e-5 with sampling_ratio=2.
-    atol = 1e-5 if mmcv_has_cuda() else 3e-5
-    torch.testing.assert_close(out.detach().cpu(), ref.detach().cpu(),
-                               rtol=0, atol=atol)
-    torch.testing.assert_close(x.grad.cpu(), y.grad.cpu(), rtol=0,
-                               atol=atol)
-
-
-def test_fallback_focal_loss_on_cuda():
-    import torch.nn.functional as F
-    from mmdet.models.losses.focal_loss import (py_sigmoid_focal_loss,
-                                                sigmoid_focal_loss)
-    pred, target = focal_inputs(n=4000)
-    x = pred.cuda().requires_grad_(True)
-    compat.route_mmcv_ops(force=True)
-    try:
-        ours = sigmoid_focal_loss(x, target.cuda(), avg_factor=100.0)
-        ours.backward()
-    finally:
-        compat.route_mmcv_ops(force=False)
-    y = pred.clone().requires_grad_(True)
-    expected = py_sigmoid_focal_loss(y, F.one_hot(target, 81)[:, :80].float(),
-                                     avg_factor=100.0)
-    expected.backward()
-    torch.testing.assert_close(ours.cpu(), expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(x.grad.cpu(), y.grad, rtol=1e-4, atol=1e-7)
-    if mmcv_has_cuda():
-        z = pred.cuda().requires_grad_(True)
-        kernel_loss = sigmoid_focal_loss(z, target.cuda(), avg_factor=100.0)
-        torch.testing.assert_close(ours, kernel_loss, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize('activation,shape', [

@@ -1,11 +1,11 @@
 """The mmcv ops that the paper's four settings call, found by running them:
 a training step and a prediction of each, on CPU. Every one must have a
-torch/torchvision fallback (tests/test_gpu repeats this on a GPU, where
-mmdet also calls mmcv's sigmoid focal loss)."""
+torch/torchvision version in mmdist.ops (tests/test_gpu repeats this on a
+GPU, where mmdet also calls mmcv's sigmoid focal loss)."""
 import pytest
 
 import mmdist  # noqa: F401
-from mmdist.ops.fallback import FALLBACKS
+from mmdist.ops.ext import OPS
 from mmdist.testing import (SETTINGS, build_setting, make_batch,
                             record_mmcv_ops, train_and_predict)
 
@@ -19,10 +19,10 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize('setting', SETTINGS, ids=lambda s: s.name)
-def test_every_mmcv_op_a_setting_calls_has_a_fallback(setting):
+def test_every_mmcv_op_a_setting_calls_has_a_torch_version(setting):
     size = (128, 128) if setting.task == 'det' else (64, 128)
     model = build_setting(setting, 'mmdist', image_size=size)
     with record_mmcv_ops() as called:
         train_and_predict(model, make_batch(setting, 2, size))
     assert EXPECTED[setting.name] <= called
-    assert called <= set(FALLBACKS), called - set(FALLBACKS)
+    assert called <= set(OPS), called - set(OPS)

@@ -1,5 +1,6 @@
 """Evaluate the frozen teacher once, beside the student's first validation."""
 import copy
+import numbers
 from typing import Dict, Optional
 
 import torch
@@ -75,12 +76,14 @@ class TeacherEvalHook(Hook):
         # The validation loop has put the model in eval mode.
         self.metrics = evaluate_teacher(model, runner.val_loop.dataloader,
                                         evaluator)
-        for key, value in self.metrics.items():
-            if isinstance(value, (int, float)):
-                runner.message_hub.update_scalar(f'val/teacher/{key}', value)
-        shown = ', '.join(
-            f'{key} {value:.4g}' for key, value in self.metrics.items()
-            if isinstance(value, (int, float)))
+        # numpy 2 keeps mmseg's float32 metrics as np.float32, which is no
+        # Python float.
+        scalars = {key: float(value) for key, value in self.metrics.items()
+                   if isinstance(value, numbers.Real)}
+        for key, value in scalars.items():
+            runner.message_hub.update_scalar(f'val/teacher/{key}', value)
+        shown = ', '.join(f'{key} {value:.4g}'
+                          for key, value in scalars.items())
         runner.logger.info(
             f'teacher ({model.teacher_ckpt or "no checkpoint"}) on the '
             f'validation set: {shown}')
