@@ -35,7 +35,7 @@ esac
 MMCV_VERSION=2.1.0
 WHEELS=${WHEELS:-}
 STAMP="$VENV/.mmdist-install"
-FINGERPRINT=$( (cat pyproject.toml setup.py scripts/install.sh 2>/dev/null;
+FINGERPRINT=$( (cat pyproject.toml setup.py scripts/install.sh _mmdist_mmcv_ext.py 2>/dev/null;
                 echo "$MMDIST_MMCV ${MMDIST_CUDA_OPS:-}") | sha1sum | cut -d' ' -f1)
 
 if [ ! -x "$VENV/bin/python" ]; then

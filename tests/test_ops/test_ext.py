@@ -13,6 +13,7 @@ import torch
 
 import _mmdist_mmcv_ext
 from mmdist.ops.ext import OPS, MissingOpError, get_op
+from tests.utils import REPO
 
 
 def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
@@ -37,6 +38,11 @@ def test_the_install_put_the_hook_into_site_packages():
              if 'import _mmdist_mmcv_ext' in open(path).read()]
     assert [os.path.basename(path) for path in hooks] == [
         'mmdist-mmcv-ext.pth']
+    # The module beside it (a copy, in an editable install) is this one.
+    module = os.path.join(os.path.dirname(hooks[0]), '_mmdist_mmcv_ext.py')
+    with open(module) as installed, open(
+            os.path.join(REPO, '_mmdist_mmcv_ext.py')) as source:
+        assert installed.read() == source.read(), 'run make install again'
     # Appended once, after Python's own finders.
     result = run_python("""
         import sys, _mmdist_mmcv_ext as hook
@@ -109,3 +115,25 @@ def test_a_compiled_ext_on_the_path_wins(tmp_path):
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ['True', 'False']
+
+
+def test_a_wheel_of_mmdist_carries_the_hook(tmp_path):
+    # What `pip install .` installs: the .pth and its module at the root.
+    # Built from a copy: a build leaves build/ and mmdist.egg-info behind.
+    import shutil
+    import zipfile
+    source = tmp_path / 'src'
+    shutil.copytree(os.path.join(REPO, 'mmdist'), source / 'mmdist',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    for name in ('pyproject.toml', 'setup.py', 'README.md',
+                 '_mmdist_mmcv_ext.py'):
+        shutil.copy(os.path.join(REPO, name), source)
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
+                    '--no-build-isolation', '-q', '-w', str(tmp_path),
+                    str(source)], check=True, capture_output=True)
+    wheel, = glob.glob(str(tmp_path / 'mmdist-*.whl'))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {'mmdist-mmcv-ext.pth', '_mmdist_mmcv_ext.py',
+            'mmdist/ops/ext.py'} <= set(names)
+    pth = zipfile.ZipFile(wheel).read('mmdist-mmcv-ext.pth').decode()
+    assert pth == 'import _mmdist_mmcv_ext\n'
