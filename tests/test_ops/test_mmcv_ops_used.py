@@ -26,3 +26,18 @@ def test_every_mmcv_op_a_setting_calls_has_a_torch_version(setting):
         train_and_predict(model, make_batch(setting, 2, size))
     assert EXPECTED[setting.name] <= called
     assert called <= set(OPS), called - set(OPS)
+
+
+def test_the_cascade_mask_rcnn_teacher_alone_has_every_op():
+    # What tools/test.py --teacher runs on the two-stage setting: the
+    # teacher's own prediction, three box stages and the mask head.
+    import torch
+    setting = next(s for s in SETTINGS if s.name == 'faster_rcnn')
+    teacher = build_setting(setting, 'mmdist', image_size=(128, 128)).teacher
+    teacher.eval()
+    teacher.roi_head.test_cfg.score_thr = 0.0  # random weights score low
+    with record_mmcv_ops() as called, torch.no_grad():
+        results = teacher.val_step(make_batch(setting, 2, (128, 128)))
+    assert all(len(r.pred_instances.masks) > 0 for r in results)
+    assert {'nms', 'roi_align_forward'} <= called
+    assert called <= set(OPS), called - set(OPS)

@@ -5,8 +5,8 @@ import os.path as osp
 
 import pytest
 from tests.utils import (check_stock_tool_agrees, coco_options,
-                         compare_detections, read_scalars, run_tool,
-                         save_random_model)
+                         compare_detections, read_scalars, read_test_metrics,
+                         run_tool, save_random_model)
 
 CONFIG = 'configs/dist_faster_rcnn_r50_coco.py'
 TEACHER = 'mmdet::cascade_rcnn/cascade-mask-rcnn_x101-64x4d_fpn_20e_coco.py'
@@ -36,3 +36,16 @@ def test_train_convert_and_evaluate(coco_root, teacher_ckpt, tmp_path):
         coco_options(coco_root), ['test_cfg.rcnn.score_thr=0.0'],
         str(tmp_path), 'theirs.pkl', compare_detections)
     assert 'coco/bbox_mAP' in metrics
+
+
+def test_teacher_alone_evaluates_boxes_and_masks(coco_root, teacher_ckpt,
+                                                 tmp_path):
+    # tools/test.py --teacher: the Cascade Mask R-CNN teacher's own test
+    # (its mask head included) on mmdist's ops, scored as its config
+    # scores it.
+    out = str(tmp_path / 'teacher')
+    run_tool(['tools/test.py', CONFIG, teacher_ckpt, '--teacher',
+              '--work-dir', out, '--cfg-options', *coco_options(coco_root),
+              'model.teacher.test_cfg.rcnn.score_thr=0.0'])
+    metrics = read_test_metrics(out)
+    assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(metrics), metrics
