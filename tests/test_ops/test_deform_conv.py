@@ -1,7 +1,6 @@
 """mmdist.ops.deform_conv through mmcv's own DCNv1/DCNv2 wrappers, against
 torchvision's deform_conv2d with autograd and, for zero offsets, against
 F.conv2d."""
-import types
 
 import pytest
 import torch
@@ -10,19 +9,9 @@ import torchvision
 
 import mmdist  # noqa: F401
 from mmdist.ops import deform_conv
-from mmdist.ops.ext import OPS
 
 
-@pytest.fixture(autouse=True)
-def mmdist_ops(monkeypatch):
-    """mmcv's wrappers call mmdist's ops: the stand-in ``_ext`` does so where
-    it is installed; with a compiled mmcv they are patched in."""
-    import mmcv._ext
-    if getattr(mmcv._ext, 'MMDIST_STANDIN', False):
-        return
-    from mmcv.ops import deform_conv as v1, modulated_deform_conv as v2
-    for module in (v1, v2):
-        monkeypatch.setattr(module, 'ext_module', types.SimpleNamespace(**OPS))
+pytestmark = pytest.mark.usefixtures('mmdist_ops_in_mmcv')
 
 
 # (groups, deform_groups, stride, padding, dilation, kernel)

@@ -1,7 +1,6 @@
 """mmdist.ops.focal_loss through mmcv's sigmoid_focal_loss and
 softmax_focal_loss: the sigmoid one against mmdet's py_sigmoid_focal_loss,
 the softmax one against its formula written with log_softmax."""
-import types
 
 import pytest
 import torch
@@ -12,15 +11,7 @@ from mmdist.ops import focal_loss
 from mmdist.ops.ext import OPS
 
 
-@pytest.fixture(autouse=True)
-def mmdist_ops(monkeypatch):
-    """mmcv's wrappers call mmdist's ops: the stand-in ``_ext`` does so where
-    it is installed; with a compiled mmcv they are patched in."""
-    import mmcv._ext
-    if not getattr(mmcv._ext, 'MMDIST_STANDIN', False):
-        from mmcv.ops import focal_loss as module
-        monkeypatch.setattr(module, 'ext_module',
-                            types.SimpleNamespace(**OPS))
+pytestmark = pytest.mark.usefixtures('mmdist_ops_in_mmcv')
 
 
 def logits_and_targets(n=12, classes=5, seed=0, background=True,

@@ -2,10 +2,9 @@
 mmcv 2.1.0's compiled CPU kernels computed on the same seeded inputs
 (recorded once by record_mmcv_reference.py into data/mmcv_2.1.0_cpu.pt).
 
-Where this environment has a compiled mmcv, mmcv's ops run its kernels and
-the same comparisons check the recording instead. On a GPU (``-m gpu``) the
-inputs go to CUDA, where every op is the stand-in unless mmcv was built
-with CUDA kernels.
+In an environment with a compiled mmcv, mmdist's ops are put into mmcv's
+wrappers for these tests (conftest.py), so they test mmdist there too. On a
+GPU (``-m gpu``) the inputs go to CUDA.
 """
 import os.path as osp
 
@@ -16,6 +15,7 @@ import mmdist  # noqa: F401  (stand-in and routing in place)
 
 DATA = osp.join(osp.dirname(__file__), 'data', 'mmcv_2.1.0_cpu.pt')
 DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.gpu)]
+pytestmark = pytest.mark.usefixtures('mmdist_ops_in_mmcv')
 
 
 @pytest.fixture(scope='module')

@@ -1,25 +1,15 @@
 """mmdist.ops.ms_deform_attn through mmcv's MultiScaleDeformableAttnFunction
 (the CUDA path of mmcv's module) on CPU, against mmcv's own PyTorch
 version with autograd."""
-import types
 
 import pytest
 import torch
 
 import mmdist  # noqa: F401
 from mmdist.ops import ms_deform_attn
-from mmdist.ops.ext import OPS
 
 
-@pytest.fixture(autouse=True)
-def mmdist_ops(monkeypatch):
-    """mmcv's Function calls mmdist's ops: the stand-in ``_ext`` does so
-    where it is installed; with a compiled mmcv they are patched in."""
-    import mmcv._ext
-    if not getattr(mmcv._ext, 'MMDIST_STANDIN', False):
-        from mmcv.ops import multi_scale_deform_attn as module
-        monkeypatch.setattr(module, 'ext_module',
-                            types.SimpleNamespace(**OPS))
+pytestmark = pytest.mark.usefixtures('mmdist_ops_in_mmcv')
 
 
 SHAPES = [(6, 5), (3, 3), (2, 1)]

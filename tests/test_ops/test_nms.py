@@ -10,6 +10,8 @@ import mmdist  # noqa: F401
 from mmdist.ops.nms import nms as standin_nms
 from tests.test_ops.record_mmcv_reference import detections
 
+pytestmark = pytest.mark.usefixtures('mmdist_ops_in_mmcv')
+
 
 def greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float,
                offset: int) -> List[int]:

@@ -1,7 +1,6 @@
 """mmdist.ops.roi_pool through mmcv's RoIPool, against max pooling written
 out as a loop from mmcv's CUDA kernel (roi_pool_cuda_kernel.cuh)."""
 import math
-import types
 
 import numpy as np
 import pytest
@@ -9,19 +8,9 @@ import torch
 
 import mmdist  # noqa: F401
 from mmdist.ops import roi_pool as ours
-from mmdist.ops.ext import OPS
 
 
-@pytest.fixture(autouse=True)
-def mmdist_ops(monkeypatch):
-    """mmcv's wrapper calls mmdist's ops: the stand-in ``_ext`` does so where
-    it is installed; with a compiled mmcv (no CPU RoIPool) they are patched
-    in."""
-    import mmcv._ext
-    if not getattr(mmcv._ext, 'MMDIST_STANDIN', False):
-        from mmcv.ops import roi_pool
-        monkeypatch.setattr(roi_pool, 'ext_module',
-                            types.SimpleNamespace(**OPS))
+pytestmark = pytest.mark.usefixtures('mmdist_ops_in_mmcv')
 
 
 def reference(input, rois, pooled, scale, f=np.float32):
