@@ -178,17 +178,6 @@ def deform_conv_backward_input(input: Tensor, offset: Tensor,
         gradOffset: Same shape as ``offset``; overwritten.
         weight: The forward's weight.
         columns: mmcv's scratch buffer; unused.
-        kW: Kernel width.
-        kH: Kernel height.
-        dW: Stride along the width.
-        dH: Stride along the height.
-        padW: Zero padding left and right.
-        padH: Zero padding top and bottom.
-        dilationW: Dilation along the width.
-        dilationH: Dilation along the height.
-        group: Convolution groups.
-        deformable_group: Groups of channels that share one offset field.
-        im2col_step: Images mmcv unfolds at once; changes no result.
     """
     geo = _v1_geometry(kW, kH, dW, dH, padW, padH, dilationW, dilationH,
                        group, deformable_group)
@@ -221,18 +210,9 @@ def deform_conv_backward_parameters(input: Tensor, offset: Tensor,
         gradWeight: ``(C_out, C / group, kH, kW)``; added to.
         columns: mmcv's scratch buffer; unused.
         ones: mmcv's scratch buffer; unused.
-        kW: Kernel width.
-        kH: Kernel height.
-        dW: Stride along the width.
-        dH: Stride along the height.
-        padW: Zero padding left and right.
-        padH: Zero padding top and bottom.
-        dilationW: Dilation along the width.
-        dilationH: Dilation along the height.
-        group: Convolution groups.
-        deformable_group: Groups of channels that share one offset field.
         scale: Factor on the gradient before it is added.
-        im2col_step: Images mmcv unfolds at once; changes no result.
+
+    The other arguments are those of :func:`deform_conv_forward`.
     """
     geo = _v1_geometry(kW, kH, dW, dH, padW, padH, dilationW, dilationH,
                        group, deformable_group)
@@ -325,16 +305,6 @@ def modulated_deform_conv_backward(
         grad_offset: Overwritten.
         grad_mask: Overwritten.
         grad_output: Gradient w.r.t. the forward's output.
-        kernel_h: Kernel height.
-        kernel_w: Kernel width.
-        stride_h: Stride along the height.
-        stride_w: Stride along the width.
-        pad_h: Zero padding top and bottom.
-        pad_w: Zero padding left and right.
-        dilation_h: Dilation along the height.
-        dilation_w: Dilation along the width.
-        group: Convolution groups.
-        deformable_group: Groups of channels that share one offset field.
         with_bias: Whether the forward added ``bias``.
     """
     geo = _v2_geometry(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
