@@ -44,16 +44,17 @@ def test_detection_configs_train_a_step(config):
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
-# Configs beyond the paper: (config name, number of logit levels).
+# Configs beyond the paper: (config name, number of logit levels, entry).
 BEYOND = [
-    ('dist_fcos_r50_coco', 5), ('dist_atss_r50_coco', 5),
-    ('dist_gfl_r50_coco', 5), ('dist_rtmdet_s_coco', 3),
-    ('dist_segformer_mit-b0_cityscapes', 1)
+    ('dist_fcos_r50_coco', 5, 'cls'), ('dist_atss_r50_coco', 5, 'cls'),
+    ('dist_gfl_r50_coco', 5, 'cls'), ('dist_rtmdet_s_coco', 3, 'cls'),
+    ('dist_segformer_mit-b0_cityscapes', 1, 'cls'),
+    ('dist_deeplabv3_r18_segformer-mit-b5_cityscapes', 1, 'decode')
 ]
 
 
-@pytest.mark.parametrize('name, levels', BEYOND)
-def test_configs_beyond_the_paper_train_two_iterations(name, levels):
+@pytest.mark.parametrize('name, levels, entry', BEYOND)
+def test_configs_beyond_the_paper_train_two_iterations(name, levels, entry):
     from mmengine.optim import build_optim_wrapper
 
     from mmdist.testing import SETTINGS, make_batch
@@ -73,13 +74,13 @@ def test_configs_beyond_the_paper_train_two_iterations(name, levels):
     before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     for _ in range(2):
         log = model.train_step(make_batch(setting, 2, size), optim_wrapper)
-        total = float(log['distill.loss_cls'])
+        total = float(log[f'distill.loss_{entry}'])
         assert math.isfinite(total)
         if levels > 1:
-            values = [float(log[f'distill.cls_l{i}'])
+            values = [float(log[f'distill.{entry}_l{i}'])
                       for i in range(levels)]
             assert all(math.isfinite(v) for v in values)
-            assert f'distill.cls_l{levels}' not in log
+            assert f'distill.{entry}_l{levels}' not in log
             assert sum(values) == pytest.approx(total, rel=1e-4)
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, before[key]), key

@@ -19,20 +19,24 @@ RTMDET_PIPELINE = [
     'val_dataloader.dataset.pipeline.2.size=(128,128)',
     'test_dataloader.dataset.pipeline.2.size=(128,128)',
 ]
-# (config, levels of the logits)
-CONFIGS = [('dist_fcos_r50_coco', 5), ('dist_atss_r50_coco', 5),
-           ('dist_gfl_r50_coco', 5), ('dist_rtmdet_s_coco', 3),
-           ('dist_segformer_mit-b0_cityscapes', 1)]
+# (config, levels of the logits, logits entry)
+CONFIGS = [('dist_fcos_r50_coco', 5, 'cls'), ('dist_atss_r50_coco', 5, 'cls'),
+           ('dist_gfl_r50_coco', 5, 'cls'), ('dist_rtmdet_s_coco', 3, 'cls'),
+           ('dist_segformer_mit-b0_cityscapes', 1, 'cls'),
+           ('dist_deeplabv3_r18_segformer-mit-b5_cityscapes', 1, 'decode')]
 
 
-@pytest.mark.parametrize('name, levels', CONFIGS)
-def test_trains_two_iterations_through_the_tools(name, levels, coco_root,
-                                                 cityscapes_root, tmp_path):
+@pytest.mark.parametrize('name, levels, entry', CONFIGS)
+def test_trains_two_iterations_through_the_tools(name, levels, entry,
+                                                 coco_root, cityscapes_root,
+                                                 tmp_path):
     config = f'configs/{name}.py'
     teacher = Config.fromfile(f'{REPO}/{config}').model.teacher.cfg_path
     ckpt = save_random_model(teacher, str(tmp_path / 'teacher.pth'))
     if 'cityscapes' in name:
         options = cityscapes_options(cityscapes_root)
+        if 'deeplabv3' in name:  # its ImageNet weights: no download here
+            options.append('model.architecture.pretrained=None')
     else:
         options = coco_options(coco_root) + [
             'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
@@ -48,9 +52,9 @@ def test_trains_two_iterations_through_the_tools(name, levels, coco_root,
     train = [r for r in rows if 'loss' in r]
     assert len(train) == 2
     for row in train:
-        keys = ['distill.loss_cls'] + [f'distill.cls_l{i}'
-                                       for i in range(levels if levels > 1
-                                                      else 0)]
+        keys = [f'distill.loss_{entry}'] + [
+            f'distill.{entry}_l{i}' for i in range(levels if levels > 1
+                                                   else 0)]
         for key in keys:
             assert math.isfinite(row[key]), (key, row)
     # The teacher was evaluated at the first validation.

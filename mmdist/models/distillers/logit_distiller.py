@@ -2,6 +2,7 @@
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmrazor.models.distillers import ConfigurableDistiller
 from mmrazor.registry import MODELS as MMRAZOR_MODELS
 from torch import Tensor, nn
@@ -10,7 +11,40 @@ from mmdist.registry import MODELS
 
 # The keys of one entry of ``logits``.
 _REQUIRED = ('student', 'teacher', 'loss')
-_OPTIONAL = ('inputs', )
+_OPTIONAL = ('inputs', 'resize')
+# ``resize``: which side's grid both logits are brought to, and how.
+_RESIZE_DEFAULTS = dict(to='teacher', mode='bilinear', align_corners=False)
+_RESIZE_HINT = (
+    "for logits at different resolutions (a SegFormer teacher at 1/4 and a "
+    "DeepLabV3 student at 1/8, say), set logits.{name}.resize=dict("
+    "to='teacher') to upsample the student's logits to the teacher's grid")
+
+
+def _check_resize(name: str, resize: dict) -> dict:
+    """``resize`` with its defaults, or a ValueError naming what is wrong."""
+    unknown = sorted(set(resize) - set(_RESIZE_DEFAULTS))
+    resize = dict(_RESIZE_DEFAULTS, **resize)
+    if unknown or resize['to'] not in ('student', 'teacher'):
+        raise ValueError(
+            f'logits.{name}.resize={resize}: expected dict(to=\'teacher\' '
+            "or 'student', mode=<F.interpolate mode>, align_corners=...)"
+            + (f'; unknown {unknown}' if unknown else ''))
+    return resize
+
+
+def _resize_pair(student: Tensor, teacher: Tensor, to: str, mode: str,
+                 align_corners: bool) -> Tuple[Tensor, Tensor]:
+    """Interpolate one side's ``(N, C, H, W)`` logits to the other's
+    ``(H, W)``, as mmseg's heads resize logits (before any softmax)."""
+    if mode not in ('linear', 'bilinear', 'bicubic', 'trilinear'):
+        align_corners = None  # F.interpolate refuses it for these modes
+    if to == 'teacher':
+        student = F.interpolate(student, teacher.shape[2:], mode=mode,
+                                align_corners=align_corners)
+    else:
+        teacher = F.interpolate(teacher, student.shape[2:], mode=mode,
+                                align_corners=align_corners)
+    return student, teacher
 
 
 def _size(module: nn.Module) -> Optional[int]:
@@ -52,11 +86,15 @@ class LogitDistiller(ConfigurableDistiller):
 
     Args:
         logits: ``{name: dict(student=..., teacher=..., loss=...,
-            inputs=...)}``: module paths as ``model.named_modules()`` lists
-            them, the loss config, and optionally more keyword arguments of
-            the loss read from records, ``{argument: dict(recorder=...,
-            from_student=True, record_idx=0, data_idx=None)}`` (the ground
-            truth of ``ignore_index``, say).
+            inputs=..., resize=...)}``: module paths as
+            ``model.named_modules()`` lists them, the loss config, and
+            optionally more keyword arguments of the loss read from records,
+            ``{argument: dict(recorder=..., from_student=True, record_idx=0,
+            data_idx=None)}`` (the ground truth of ``ignore_index``, say),
+            and ``resize=dict(to='teacher', mode='bilinear',
+            align_corners=False)`` for ``(N, C, H, W)`` logits whose
+            resolutions differ: the side not named is interpolated to the
+            named side's ``(H, W)`` before the loss.
         **kwargs: ConfigurableDistiller's own arguments, for more terms
             beside the logits (recorders, connectors, losses and loss
             mappings of a feature mimic, for example).
@@ -89,6 +127,9 @@ class LogitDistiller(ConfigurableDistiller):
                     f'{list(_REQUIRED)}, optionally {list(_OPTIONAL)}'
                     + (f'; missing {missing}' if missing else '')
                     + (f'; unknown {unknown}' if unknown else ''))
+            if 'resize' in spec:
+                spec = dict(spec, resize=_check_resize(name, spec['resize']))
+                logits = dict(logits, **{name: spec})
             if f'loss_{name}' in (distill_losses or {}):
                 raise ValueError(
                     f'logits.{name} logs loss_{name}, which distill_losses '
@@ -159,14 +200,20 @@ class LogitDistiller(ConfigurableDistiller):
                 f'iteration and {t_name} {len(t_out)}; distillation pairs '
                 'their outputs level by level: name modules that run once '
                 'per level in both models')
+        resize = self.logits[name].get('resize')
+        pairs = []
         for level, (s, t) in enumerate(zip(s_out, t_out)):
+            if s.shape != t.shape and resize and s.dim() == t.dim() == 4 \
+                    and s.shape[:2] == t.shape[:2]:
+                s, t = _resize_pair(s, t, **resize)
             if s.shape != t.shape:
                 raise ValueError(
                     f'logits.{name}, level {level}: {s_name} gave '
                     f'{tuple(s.shape)} and {t_name} {tuple(t.shape)}: the '
                     'logits must have the same shape (classes, anchors, '
-                    'resolution)')
-        return list(zip(s_out, t_out))
+                    'resolution); ' + _RESIZE_HINT.format(name=name))
+            pairs.append((s, t))
+        return pairs
 
     def recorded_logits(
             self) -> Iterator[Tuple[str, str, bool, str, Tensor]]:

@@ -352,3 +352,59 @@ def test_a_module_the_model_lacks_is_named():
                   dict(cls=dict(student='bbox_head.retina_clss',
                                 teacher='bbox_head.retina_cls',
                                 loss=dict(type='mmdist.DISTLoss'))), **R18)
+
+
+SEGFORMER_TEACHER = ('configs/dist_deeplabv3_r18_segformer-mit-b5_'
+                     'cityscapes.py')
+
+
+def segformer_teacher_config(size=(64, 128)):
+    cfg = model_config(SEGFORMER_TEACHER)
+    cfg.model.architecture.data_preprocessor.size = size  # pads to it
+    return cfg
+
+
+def recorded_logits(model):
+    """The raw student and teacher logits of the last iteration."""
+    student, teacher = model.distiller._recorders('decode')
+    (s, ), (t, ) = student.data_buffer, teacher.data_buffer
+    return s, t
+
+
+def test_segformer_teacher_logits_at_another_resolution_are_resized():
+    from mmdist.models.losses.dist_loss import dist_loss
+    model = build(segformer_teacher_config().model)
+    data = make_batch(DET['deeplabv3'], batch_size=2, image_size=(64, 128))
+    out = losses(model, data)
+    s, t = recorded_logits(model)
+    # DeepLabV3-D8 at 1/8 of the 64 x 128 input, SegFormer at 1/4.
+    assert (s.shape, t.shape) == ((2, 19, 8, 16), (2, 19, 16, 32))
+    up = torch.nn.functional.interpolate(s.detach(), (16, 32),
+                                         mode='bilinear', align_corners=False)
+    # Dense logits: every position one row, as the distiller passes them.
+    expected = dist_loss(up, t.detach(), activation='softmax')
+    torch.testing.assert_close(out['distill.loss_decode'], expected,
+                               rtol=1e-6, atol=1e-7)
+    assert 'distill.loss_aux' not in out
+
+
+def test_logits_at_another_resolution_name_the_resize_option():
+    cfg = segformer_teacher_config()
+    cfg.model.distiller.logits.decode.pop('resize')
+    model = build(cfg.model)
+    data = make_batch(DET['deeplabv3'], batch_size=2, image_size=(64, 128))
+    with pytest.raises(ValueError, match=r"\(2, 19, 8, 16\) and the "
+                       r"teacher's 'decode_head\.conv_seg' \(2, 19, 16, 32\)"
+                       r".*logits\.decode\.resize=dict\(to='teacher'\)"):
+        losses(model, data)
+
+
+@pytest.mark.parametrize('resize, message', [
+    (dict(to='both'), r"to='teacher' or 'student'"),
+    (dict(to='teacher', scale=2), r"unknown \['scale'\]"),
+])
+def test_a_bad_resize_is_refused_at_build(resize, message):
+    spec = dict(student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+                loss=dict(type='mmdist.DISTLoss'), resize=resize)
+    with pytest.raises(ValueError, match=message):
+        build(dict(type='mmdist.LogitDistiller', logits=dict(decode=spec)))
