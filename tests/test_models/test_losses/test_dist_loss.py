@@ -273,3 +273,48 @@ def test_gt_labels_need_ignore_index_and_matching_batch():
         DISTLoss()(s, t, gt_labels=torch.zeros(2, 1, 2, 2))
     with pytest.raises(ValueError, match=r'N = 2.*\(3, 1, 2, 2\)'):
         DISTLoss(ignore_index=255)(s, t, gt_labels=torch.zeros(3, 1, 2, 2))
+
+
+def authors_classification_dist(z_s, z_t, beta=1.0, gamma=1.0, tau=1.0,
+                                eps=1e-8):
+    """DIST as hunto/image_classification_sota computes it for a batch of
+    classification logits (lib/models/losses/dist_kd.py), written out: the
+    softmax of logits / tau, the correlation of centred vectors with eps on
+    the product of norms, inter over each sample's classes, intra over each
+    class's samples of the batch the loss is given (one GPU's batch; the
+    authors gather nothing), both scaled by tau^2."""
+    def relation(a, b):  # 1 - mean over rows of the centred cosine
+        a = a - a.mean(1, keepdim=True)
+        b = b - b.mean(1, keepdim=True)
+        cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+        return 1 - cos.mean()
+    y_s, y_t = (z_s / tau).softmax(1), (z_t / tau).softmax(1)
+    inter = tau**2 * relation(y_s, y_t)
+    intra = tau**2 * relation(y_s.t(), y_t.t())
+    return beta * inter + gamma * intra
+
+
+@pytest.mark.parametrize('tau, beta, gamma',
+                         [(1.0, 1.0, 1.0), (4.0, 2.0, 0.5)])
+@pytest.mark.parametrize('batch', [32, 2])  # the authors' 32 a GPU; tiny
+def test_classification_dist_equals_the_authors(tau, beta, gamma, batch):
+    s = randn(batch, 1000, seed=5) * 3
+    t = randn(batch, 1000, seed=6) * 3
+    ours = DISTLoss(beta=beta, gamma=gamma, tau=tau, loss_weight=2.0)(s, t)
+    expected = 2.0 * authors_classification_dist(s, t, beta, gamma, tau)
+    assert ours.dtype == torch.float64
+    assert abs(ours.item() - expected.item()) < 1e-6 * max(1, expected.item())
+
+
+def test_intra_class_relation_is_over_the_batch_it_is_given():
+    # With 8 GPUs each computes the intra-class term over its own batch:
+    # the mean of the per-GPU losses is not the loss of the whole batch.
+    s, t = randn(64, 100, seed=7) * 3, randn(64, 100, seed=8) * 3
+    per_gpu = torch.stack([dist_loss(a, b) for a, b in
+                           zip(s.chunk(8), t.chunk(8))]).mean()
+    whole = dist_loss(s, t)
+    authors = [authors_classification_dist(a, b) for a, b in
+               zip(s.chunk(8), t.chunk(8))]
+    assert per_gpu.item() == pytest.approx(
+        torch.stack(authors).mean().item(), abs=1e-9)
+    assert abs(per_gpu.item() - whole.item()) > 1e-3
