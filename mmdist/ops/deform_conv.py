@@ -27,7 +27,7 @@ from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-_HALF = (torch.float16, torch.bfloat16)
+from . import compute_dtype
 
 
 class _Geometry(NamedTuple):
@@ -81,16 +81,12 @@ def _check(op: str, input: Tensor, offset: Tensor, mask: Optional[Tensor],
             f'({weight.size(0)},), or with_bias=False')
 
 
-def _compute_dtype(input: Tensor) -> torch.dtype:
-    return torch.float32 if input.dtype in _HALF else input.dtype
-
-
 def _conv(input: Tensor, offset: Tensor, weight: Tensor,
           mask: Optional[Tensor], bias: Optional[Tensor],
           geo: _Geometry) -> Tensor:
     """torchvision's deformable convolution in float32 or wider."""
     from torchvision.ops import deform_conv2d
-    dtype = _compute_dtype(input)
+    dtype = compute_dtype(input.dtype)
     cast = [None if t is None else t.to(dtype)
             for t in (input, offset, weight, mask, bias)]
     input, offset, weight, mask, bias = cast
@@ -103,7 +99,7 @@ def _grads(grad_output: Tensor, tensors: Dict[str, Optional[Tensor]],
            wanted: Sequence[str], geo: _Geometry) -> Dict[str, Tensor]:
     """Gradients of ``<output, grad_output>`` w.r.t. the ``wanted`` ones of
     ``tensors`` (keyword arguments of :func:`_conv`)."""
-    dtype = _compute_dtype(tensors['input'])
+    dtype = compute_dtype(tensors['input'].dtype)
     with torch.enable_grad():
         leaves = {
             name: None if t is None else

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_HALF = (torch.float16, torch.bfloat16)
+from . import compute_dtype
 
 
 def _focal_terms(input: Tensor, target: Tensor, weight: Tensor, gamma: float,
@@ -41,8 +41,7 @@ def _focal_terms(input: Tensor, target: Tensor, weight: Tensor, gamma: float,
     taken at each row's target class, as mmcv's kernel does.
     """
     num_classes = input.size(1)
-    if input.dtype in (torch.float16, torch.bfloat16):
-        input = input.float()  # --amp: computed in float32, stored in half
+    input = input.to(compute_dtype(input.dtype))
     onehot = F.one_hot(target, num_classes + 1)[:, :num_classes].type_as(input)
     prob = input.sigmoid()
     pt = (1 - prob) * onehot + prob * (1 - onehot)
@@ -116,7 +115,7 @@ def _softmax_focal_parts(input: Tensor, target: Tensor, weight: Tensor
     """``(prob, p_t, row weight, counted)`` in float32 or wider; the row
     weight is ``weight[target]`` (1 without a weight), 0 where the target
     is negative, and ``counted`` marks the rows with a target."""
-    prob = input.float() if input.dtype in _HALF else input
+    prob = input.to(compute_dtype(input.dtype))
     counted = target >= 0
     label = target.clamp(min=0)
     p_t = prob.gather(1, label[:, None]).squeeze(1)

@@ -26,7 +26,7 @@ from typing import List, Tuple
 import torch
 from torch import Tensor
 
-_HALF = (torch.float16, torch.bfloat16)
+from . import compute_dtype
 
 
 def _levels(value: Tensor, value_spatial_shapes: Tensor,
@@ -93,10 +93,6 @@ def _attend(value: Tensor, shapes: List[Tuple[int, int]], starts: List[int],
                                                attention_weights)
 
 
-def _compute_dtype(value: Tensor) -> torch.dtype:
-    return torch.float32 if value.dtype in _HALF else value.dtype
-
-
 def ms_deform_attn_forward(value: Tensor, value_spatial_shapes: Tensor,
                            value_level_start_index: Tensor,
                            sampling_locations: Tensor,
@@ -123,7 +119,7 @@ def ms_deform_attn_forward(value: Tensor, value_spatial_shapes: Tensor,
     shapes, starts = _levels(value, value_spatial_shapes,
                              value_level_start_index, sampling_locations,
                              attention_weights)
-    dtype = _compute_dtype(value)
+    dtype = compute_dtype(value.dtype)
     output = _attend(value.to(dtype), shapes, starts,
                      sampling_locations.to(dtype),
                      attention_weights.to(dtype))
@@ -157,7 +153,7 @@ def ms_deform_attn_backward(value: Tensor, value_spatial_shapes: Tensor,
     shapes, starts = _levels(value, value_spatial_shapes,
                              value_level_start_index, sampling_locations,
                              attention_weights)
-    dtype = _compute_dtype(value)
+    dtype = compute_dtype(value.dtype)
     with torch.enable_grad():
         leaves = [
             t.detach().to(dtype).requires_grad_(True)

@@ -33,7 +33,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-_HALF = (torch.float16, torch.bfloat16)
+from . import compute_dtype
 
 
 def _check(input: Tensor, rois: Tensor, output: Tensor, argmax: Tensor,
@@ -109,7 +109,7 @@ def roi_pool_forward(input: Tensor, rois: Tensor, output: Tensor,
 
     # One 1x1 torchvision RoI per bin, (K, PH, PW, 5), in whole pixels.
     shape = (num_rois, pooled_height, pooled_width)
-    compute = torch.float32 if dtype in _HALF else dtype
+    compute = compute_dtype(dtype)
     bins = torch.stack([
         rois[:, 0, None, None].to(compute).expand(shape),
         col_first[:, None, :].expand(shape),
@@ -155,8 +155,7 @@ def roi_pool_backward(grad_output: Tensor, rois: Tensor, argmax: Tensor,
     if rois.size(0) == 0:
         return
     batch, channels, height, width = grad_input.shape
-    compute = (torch.float32
-               if grad_output.dtype in _HALF else grad_output.dtype)
+    compute = compute_dtype(grad_output.dtype)
     grad_input.add_(
         torch.ops.torchvision._roi_pool_backward(
             grad_output.to(compute), rois.to(compute), argmax,
