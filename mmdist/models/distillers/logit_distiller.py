@@ -20,8 +20,8 @@ _RESIZE_HINT = (
     "to='teacher') to upsample the student's logits to the teacher's grid")
 
 
-def _check_resize(name: str, resize: dict) -> dict:
-    """``resize`` with its defaults, or a ValueError naming what is wrong."""
+def _check_resize(name: str, resize: dict) -> None:
+    """A ValueError naming what is wrong with an entry's ``resize``."""
     unknown = sorted(set(resize) - set(_RESIZE_DEFAULTS))
     resize = dict(_RESIZE_DEFAULTS, **resize)
     if unknown or resize['to'] not in ('student', 'teacher'):
@@ -29,7 +29,6 @@ def _check_resize(name: str, resize: dict) -> dict:
             f'logits.{name}.resize={resize}: expected dict(to=\'teacher\' '
             "or 'student', mode=<F.interpolate mode>, align_corners=...)"
             + (f'; unknown {unknown}' if unknown else ''))
-    return resize
 
 
 def _resize_pair(student: Tensor, teacher: Tensor, to: str, mode: str,
@@ -128,8 +127,7 @@ class LogitDistiller(ConfigurableDistiller):
                     + (f'; missing {missing}' if missing else '')
                     + (f'; unknown {unknown}' if unknown else ''))
             if 'resize' in spec:
-                spec = dict(spec, resize=_check_resize(name, spec['resize']))
-                logits = dict(logits, **{name: spec})
+                _check_resize(name, spec['resize'])
             if f'loss_{name}' in (distill_losses or {}):
                 raise ValueError(
                     f'logits.{name} logs loss_{name}, which distill_losses '
@@ -205,7 +203,7 @@ class LogitDistiller(ConfigurableDistiller):
         for level, (s, t) in enumerate(zip(s_out, t_out)):
             if s.shape != t.shape and resize and s.dim() == t.dim() == 4 \
                     and s.shape[:2] == t.shape[:2]:
-                s, t = _resize_pair(s, t, **resize)
+                s, t = _resize_pair(s, t, **dict(_RESIZE_DEFAULTS, **resize))
             if s.shape != t.shape:
                 raise ValueError(
                     f'logits.{name}, level {level}: {s_name} gave '
