@@ -66,7 +66,7 @@ sys.exit(spec is None or spec.origin == "mmdist")'
 MMCV_HAS_CUDA='import sys; from mmcv.ops import get_compiling_cuda_version as v
 sys.exit(v() == "not available")'
 MMCV_OK="import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')"
-READY="import pkg_resources, mmdist, mmcv.ops, mmdet, mmseg, mmrazor
+READY="import pkg_resources, mmdist, mmcv.ops, mmdet, mmseg, mmrazor, mmpretrain
 $TORCH_VISION_WORKS"
 
 # Full mode: mmcv's CUDA kernels are built where torch has CUDA, nvcc is
@@ -177,8 +177,8 @@ print(m.version("mmcv"))') (mmdet 3.3 needs mmcv $MMCV_VERSION)"
     MMCV_LITE=("mmcv-lite==$MMCV_VERSION")
 fi
 
-# mmdist (editable) and the rest (mmengine, mmdet, mmseg, mmrazor, numpy,
-# opencv, ...), resolved by pip. Its build writes the start-up hook
+# mmdist (editable) and the rest (mmengine, mmdet, mmseg, mmrazor,
+# mmpretrain, numpy, opencv, ...), resolved by pip. Its build writes the start-up hook
 # (setup.py) that gives mmcv-lite its ops in every process.
 if [ -n "$WHEELS" ]; then
     # Offline: the folder holds every wheel that is missing (mmcv-lite's

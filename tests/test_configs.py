@@ -1,5 +1,5 @@
-"""Every COCO config of configs/ builds (random weights) and trains a step
-on demo inputs with the losses it declares."""
+"""Every config of configs/ builds (random weights) and trains a step or
+two on demo inputs with the losses it declares."""
 import glob
 import math
 import os.path as osp
@@ -84,3 +84,116 @@ def test_configs_beyond_the_paper_train_two_iterations(name, levels, entry):
             assert sum(values) == pytest.approx(total, rel=1e-4)
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+@pytest.fixture(scope='module')
+def imagenet_images(tmp_path_factory):
+    from mmdist.datasets import make_imagenet
+    root = str(tmp_path_factory.mktemp('imagenet'))
+    return make_imagenet(root, num_train=2, num_val=0, image_size=(64, 64),
+                         num_classes=2)['train']
+
+
+# (config, extra batch augments): every ImageNet config, and the strong
+# recipe with mmpretrain's Mixup/CutMix, the option its header documents.
+MIX = [dict(type='Mixup', alpha=0.2), dict(type='CutMix', alpha=1.0)]
+IN1K = [(osp.basename(path)[:-3], None) for path in sorted(
+    glob.glob(osp.join(REPO, 'configs', '*_in1k.py')))]
+IN1K.append(('dist_resnet18_resnet50-sb_in1k', MIX))
+
+
+@pytest.mark.parametrize('name, augments', IN1K)
+def test_classification_configs_train_two_iterations(name, augments,
+                                                     imagenet_images):
+    """Each config's own train pipeline and optimiser, two steps: the
+    teacher reads exactly the student's (mixed, where it mixes) batch and
+    is left unchanged."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import build_optim_wrapper
+    from mmpretrain.registry import TRANSFORMS
+    cfg = Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))
+    cfg.model.teacher_ckpt = None
+    if augments:
+        cfg.model.architecture.train_cfg = dict(augments=augments)
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    # As the Runner builds it: the top-level preprocessor goes to the model.
+    model = MODELS.build(dict(cfg.model,
+                              data_preprocessor=cfg.data_preprocessor))
+    model.train()
+    mixes = bool(model.data_preprocessor.batch_augments)
+    assert mixes == bool(augments or 'swin-tiny' in name)
+    pipeline = [TRANSFORMS.build(t)
+                for t in cfg.train_dataloader.dataset.pipeline]
+
+    def load(path, label):
+        results = dict(img_path=path, gt_label=label)
+        for transform in pipeline:
+            results = transform(results)
+        return results
+
+    # Four different images, so that a mix changes the batch.
+    batch = pseudo_collate([load(path, index // 2) for index, path in
+                            enumerate(imagenet_images)])
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    seen = {}
+    hooks = [
+        module.register_forward_pre_hook(
+            lambda mod, args, side=side: seen.__setitem__(side, args[0]))
+        for side, module in (('student', model.architecture.backbone),
+                             ('teacher', model.teacher.backbone))
+    ]
+    before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    student = model.architecture.head.fc.weight.detach().clone()
+    for _ in range(2):
+        log = model.train_step(batch, optim_wrapper)
+        assert math.isfinite(float(log['distill.loss_cls']))
+        assert math.isfinite(float(log['student.loss']))
+        assert torch.equal(seen['student'], seen['teacher'])
+    for hook in hooks:
+        hook.remove()
+    assert seen['student'].shape[-2:] == (224, 224)
+    plain = model.data_preprocessor(batch, False)['inputs']
+    # With batch augments the images were mixed before either model saw them.
+    assert torch.equal(seen['teacher'], plain) != mixes
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert not torch.equal(model.architecture.head.fc.weight, student)
+
+
+# The stock mmpretrain config that each ImageNet config's student is.
+STUDENTS = {
+    'resnet18': 'resnet/resnet18_8xb32_in1k.py',
+    'resnet34': 'resnet/resnet34_8xb32_in1k.py',
+    'resnet50': 'resnet/resnet50_8xb32_in1k.py',
+    'mobilenet-v2': 'mobilenet_v2/mobilenet-v2_8xb32_in1k.py',
+    'efficientnet-b0': 'efficientnet/efficientnet-b0_8xb32_in1k.py',
+    'swin-tiny': 'swin_transformer/swin-tiny_16xb64_in1k.py',
+}
+
+
+def _without_scope(value):
+    if isinstance(value, dict):
+        return {k: _without_scope(v) for k, v in value.items()
+                if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return [_without_scope(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize('name', [name for name, _ in IN1K[:-1]])
+def test_classification_students_are_the_stock_ones(name):
+    """The student, its test pipeline and its preprocessor are those of the
+    stock config its name gives (dist_<student>_..._in1k); only the head's
+    loss may change (the strong recipe's label smoothing, KD's 0.9)."""
+    from mmengine.hub import get_config
+    cfg = Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))
+    stock = get_config('mmpretrain::' + STUDENTS[name.split('_')[1]])
+    ours = _without_scope(cfg.model.architecture.to_dict())
+    theirs = _without_scope(stock.model.to_dict())
+    ours['head'].pop('loss')
+    theirs['head'].pop('loss')
+    assert ours == theirs
+    for key in ('test_dataloader', 'data_preprocessor'):
+        assert _without_scope(cfg[key].to_dict()) == _without_scope(
+            stock[key].to_dict()), key

@@ -1,28 +1,44 @@
-"""The embedded demo: distillation on this machine, nothing downloaded.
+"""The embedded demos: distillation on this machine, nothing downloaded.
 
-    python tools/demo.py            # or: make demo
+    python tools/demo.py                          # or: make demo
+    python tools/demo.py --task classification
 
-Generates a small Cityscapes-layout data set, trains a DeepLabV3 R101-D8
-teacher on it, then a DeepLabV3 R18-D8 student alone, with KD and with DIST
-(configs/demo/), and ends with a table and curves under work_dirs/demo/.
+Generates a small data set in a real layout (Cityscapes or ImageNet), trains
+a teacher on it (DeepLabV3 R101-D8 or ResNet-34), then a student (R18-D8 or
+ResNet-18) alone, with KD and with DIST (configs/demo/), and ends with a
+table and curves under work_dirs/demo/ (work_dirs/demo_classification/).
 """
 import argparse
 
-from mmdist.apis.demo import run_demo
+from mmdist.apis.demo import TASKS, run_demo
+
+
+def _defaults(key: str) -> str:
+    return ', '.join(f'{task.defaults[key]} ({name})'
+                     for name, task in sorted(TASKS.items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--teacher-iters', type=int, default=150)
-    parser.add_argument('--iters', type=int, default=100,
-                        help='iterations of each student run')
-    parser.add_argument('--num-train', type=int, default=60)
-    parser.add_argument('--num-val', type=int, default=20)
+    parser.add_argument('--task', choices=sorted(TASKS),
+                        default='segmentation')
+    parser.add_argument('--work-dir', help='default: ' + ', '.join(
+        f'{task.work_dir} ({name})' for name, task in sorted(TASKS.items())))
+    parser.add_argument('--teacher-iters', type=int,
+                        help='default: ' + _defaults('teacher_iters'))
+    parser.add_argument('--iters', type=int,
+                        help='iterations of each student run; default: ' +
+                        _defaults('iters'))
+    parser.add_argument('--num-train', type=int,
+                        help='training images (per class for '
+                        'classification); default: ' + _defaults('num_train'))
+    parser.add_argument('--num-val', type=int,
+                        help='validation images (per class for '
+                        'classification); default: ' + _defaults('num_val'))
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
-    run_demo(args.work_dir, args.teacher_iters, args.iters, args.num_train,
-             args.num_val, args.seed)
+    run_demo(args.task, args.work_dir, args.teacher_iters, args.iters,
+             args.num_train, args.num_val, args.seed)
 
 
 if __name__ == '__main__':

@@ -1,10 +1,15 @@
-"""The embedded demo: teacher -> student distillation on generated data.
+"""The embedded demos: teacher -> student distillation on generated data.
 
-A DeepLabV3 R101-D8 teacher is trained on a synthetic Cityscapes-layout
-data set; then one DeepLabV3 R18-D8 student is trained three ways (alone,
-with KD, with DIST) from the same seed, each run through tools/train.py with
-the configs of configs/demo/, and evaluated with mmseg's IoUMetric. The
+Each task generates a small data set in its real layout, trains a teacher
+on it, then one student three ways (alone, with KD, with DIST) from the
+same seed, each run through tools/train.py with the configs of
+configs/demo/, and evaluated with the task's own OpenMMLab metric. The
 results are a table and a plot of the curves.
+
+- segmentation: DeepLabV3 R101-D8 -> R18-D8 on Cityscapes-layout data,
+  mmseg's IoUMetric;
+- classification: ResNet-34 -> ResNet-18 on ImageNet-layout data,
+  mmpretrain's Accuracy.
 """
 import glob
 import json
@@ -15,46 +20,122 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+def _make_cityscapes(root: str, num_train: int, num_val: int,
+                     seed: int) -> None:
+    from mmdist.datasets import make_cityscapes
+    make_cityscapes(root, num_train=num_train, num_val=num_val,
+                    image_size=(64, 128), seed=seed)
+
+
+def _make_imagenet(root: str, num_train: int, num_val: int,
+                   seed: int) -> None:
+    from mmdist.datasets import make_imagenet
+    make_imagenet(root, num_train=num_train, num_val=num_val,
+                  image_size=(32, 32), seed=seed)
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """What one demo trains, on which data, and what it reports.
+
+    Attributes:
+        configs: Config file names under configs/demo/, in the order
+            teacher, student alone, KD, DIST.
+        names: The four runs' names in the table.
+        metric: The logged validation metric that the curves follow.
+        columns: (logged key, table header) of the table's metrics.
+        task_loss: The student's logged task loss (the distilled runs
+            prefix it with 'student.').
+        data: The data set's folder under the work dir, and its writer
+            ``(root, num_train, num_val, seed)``.
+        data_text: How the data set is described (``{train}``/``{val}``
+            are the counts).
+        metric_text: What the table reports.
+        defaults: teacher_iters, iters, num_train and num_val.
+        work_dir: Where the demo writes by default.
+    """
+    title: str
+    configs: Tuple[str, str, str, str]
+    names: Tuple[str, str, str, str]
+    metric: str
+    columns: Tuple[Tuple[str, str], ...]
+    task_loss: str
+    loss_title: str
+    data: Tuple[str, Callable[[str, int, int, int], None]]
+    data_text: str
+    metric_text: str
+    defaults: Dict[str, int]
+    work_dir: str
+
+
+TASKS: Dict[str, DemoTask] = {
+    'segmentation': DemoTask(
+        title='DeepLabV3 R101-D8 -> R18-D8',
+        configs=('deeplabv3_r101_toy_teacher.py', 'deeplabv3_r18_toy.py',
+                 'kd_deeplabv3_r18_toy.py', 'dist_deeplabv3_r18_toy.py'),
+        names=('teacher (R101-D8)', 'student alone (R18-D8)',
+               'student + KD', 'student + DIST'),
+        metric='mIoU',
+        columns=(('mIoU', 'mIoU'), ('mAcc', 'mAcc'), ('aAcc', 'aAcc')),
+        task_loss='decode.loss_ce',
+        loss_title='decode-head cross-entropy (train)',
+        data=('data/cityscapes', _make_cityscapes),
+        data_text='synthetic Cityscapes-layout data ({train} train / {val} '
+        'val images, 64 x 128)',
+        metric_text='mIoU (%) on the val split',
+        defaults=dict(teacher_iters=150, iters=100, num_train=60,
+                      num_val=20),
+        work_dir='work_dirs/demo'),
+    'classification': DemoTask(
+        title='ResNet-34 -> ResNet-18',
+        configs=('resnet34_toy_teacher.py', 'resnet18_toy.py',
+                 'kd_resnet18_toy.py', 'dist_resnet18_toy.py'),
+        names=('teacher (ResNet-34)', 'student alone (ResNet-18)',
+               'student + KD', 'student + DIST'),
+        metric='accuracy/top1',
+        columns=(('accuracy/top1', 'top-1'), ),
+        task_loss='loss',
+        loss_title='classification cross-entropy (train)',
+        data=('data/imagenet', _make_imagenet),
+        data_text='synthetic ImageNet-layout data (24 classes, {train} train '
+        '/ {val} val images per class, 32 x 32)',
+        metric_text='top-1 (%) on the val split',
+        defaults=dict(teacher_iters=300, iters=200, num_train=100,
+                      num_val=20),
+        work_dir='work_dirs/demo_classification'),
+}
+
+
 @dataclass
 class Run:
-    """One training run of the demo."""
+    """One training run of a demo."""
     name: str
     config: str
     work_dir: str
-    distilled: bool = False
-
-    @property
-    def task_loss(self) -> str:
-        """The logged task loss; the distilled runs prefix 'student.'."""
-        return ('student.' if self.distilled else '') + 'decode.loss_ce'
+    task_loss: str
 
 
-def demo_runs(work_dir: str) -> List[Run]:
+def demo_runs(task: DemoTask, work_dir: str) -> List[Run]:
     """The teacher first, then the student alone, with KD and with DIST."""
-    configs = osp.join(REPO, 'configs', 'demo')
-    return [
-        Run('teacher (R101-D8)',
-            osp.join(configs, 'deeplabv3_r101_toy_teacher.py'),
-            osp.join(work_dir, 'teacher')),
-        Run('student alone (R18-D8)',
-            osp.join(configs, 'deeplabv3_r18_toy.py'),
-            osp.join(work_dir, 'student')),
-        Run('student + KD', osp.join(configs, 'kd_deeplabv3_r18_toy.py'),
-            osp.join(work_dir, 'kd'), distilled=True),
-        Run('student + DIST', osp.join(configs, 'dist_deeplabv3_r18_toy.py'),
-            osp.join(work_dir, 'dist'), distilled=True),
-    ]
+    runs = []
+    for index, (name, config, sub) in enumerate(
+            zip(task.names, task.configs,
+                ('teacher', 'student', 'kd', 'dist'))):
+        loss = ('student.' if index >= 2 else '') + task.task_loss
+        runs.append(Run(name, osp.join(REPO, 'configs', 'demo', config),
+                        osp.join(work_dir, sub), loss))
+    return runs
 
 
 _ITER = re.compile(r'Iter\((train|val)\)\s*\[\s*(\d+)/(\d+)\]')
 
 
-def _progress(name: str, line: str) -> Optional[str]:
+def _progress(name: str, metric: str, line: str) -> Optional[str]:
     """A short progress line from an MMEngine log line, or None."""
     match = _ITER.search(line)
     if not match:
@@ -64,11 +145,12 @@ def _progress(name: str, line: str) -> Optional[str]:
         loss = re.search(r'\sloss: ([\d.]+)', line)
         return (f'  {name}: iteration {step}/{total}'
                 + (f', loss {float(loss.group(1)):.3f}' if loss else ''))
-    miou = re.search(r'mIoU: ([\d.]+)', line)
-    return f'  {name}: mIoU {float(miou.group(1)):.2f}' if miou else None
+    value = re.search(rf'\s{re.escape(metric)}: ([\d.]+)', line)
+    return f'  {name}: {metric} {float(value.group(1)):.2f}' if value \
+        else None
 
 
-def train(run: Run, iters: int, options: List[str]) -> str:
+def train(run: Run, metric: str, iters: int, options: List[str]) -> str:
     """Train one run with tools/train.py; return its last checkpoint."""
     cmd = [
         sys.executable,
@@ -87,7 +169,7 @@ def train(run: Run, iters: int, options: List[str]) -> str:
                           cwd=REPO) as proc:
         for line in proc.stdout:
             log_lines.append(line)
-            shown = _progress(run.name, line)
+            shown = _progress(run.name, metric, line)
             if shown:
                 print(shown, flush=True)
     if proc.returncode != 0:
@@ -97,33 +179,35 @@ def train(run: Run, iters: int, options: List[str]) -> str:
         return f.read().strip()
 
 
-def read_log(run: Run) -> tuple:
+def read_log(run: Run, metric: str) -> tuple:
     """The run's curves, (iteration, value) pairs of the task loss and of
-    mIoU, and its last validation metrics."""
+    the metric, and its last validation metrics."""
     paths = sorted(glob.glob(osp.join(run.work_dir, '*', 'vis_data',
                                       '2*.json')))
-    curves: Dict[str, List[tuple]] = {'loss': [], 'mIoU': []}
+    curves: Dict[str, List[tuple]] = {'loss': [], 'metric': []}
     final: Dict[str, float] = {}
     with open(paths[-1]) as f:
         for line in f:
             row = json.loads(line)
             if run.task_loss in row:
                 curves['loss'].append((row['iter'], row[run.task_loss]))
-            if 'mIoU' in row:
-                curves['mIoU'].append((row['step'], row['mIoU']))
+            if metric in row:
+                curves['metric'].append((row['step'], row[metric]))
                 final = row
     return curves, final
 
 
-def write_table(results: List[dict], path: str) -> str:
+def write_table(task: DemoTask, results: List[dict], path: str) -> str:
     """A Markdown table of the final metrics, written to ``path``."""
+    headers = [header for _, header in task.columns]
     lines = [
-        '| model | iterations | mIoU | mAcc | aAcc | train time (s) |',
-        '|---|---|---|---|---|---|'
+        '| model | iterations | ' + ' | '.join(headers) +
+        ' | train time (s) |',
+        '|---|---|' + '---|' * len(headers) + '---|'
     ]
     for r in results:
-        lines.append(f"| {r['name']} | {r['iters']} | {r['mIoU']:.2f} | "
-                     f"{r['mAcc']:.2f} | {r['aAcc']:.2f} | "
+        values = ' | '.join(f'{r[key]:.2f}' for key, _ in task.columns)
+        lines.append(f"| {r['name']} | {r['iters']} | {values} | "
                      f"{r['seconds']:.0f} |")
     table = '\n'.join(lines)
     with open(path, 'w') as f:
@@ -131,69 +215,90 @@ def write_table(results: List[dict], path: str) -> str:
     return table
 
 
-def plot(runs: List[Run], curves: List[dict], path: str) -> None:
-    """Task loss and mIoU against iterations, one line per run."""
+def plot(task: DemoTask, runs: List[Run], curves: List[dict],
+         path: str) -> None:
+    """Task loss and the metric against iterations, one line per run."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
     for run, curve in zip(runs, curves):
-        for ax, key in ((ax_loss, 'loss'), (ax_miou, 'mIoU')):
+        for ax, key in ((ax_loss, 'loss'), (ax_metric, 'metric')):
             if curve[key]:
                 xs, ys = zip(*curve[key])
-                ax.plot(xs, ys, marker='o' if key == 'mIoU' else None,
+                ax.plot(xs, ys, marker='o' if key == 'metric' else None,
                         label=run.name)
-    ax_loss.set(title='decode-head cross-entropy (train)',
-                xlabel='iteration', ylabel='loss')
-    ax_miou.set(title='mIoU (val, mmseg IoUMetric)', xlabel='iteration',
-                ylabel='mIoU (%)')
-    ax_miou.legend()
+    header = dict(task.columns)[task.metric]
+    ax_loss.set(title=task.loss_title, xlabel='iteration', ylabel='loss')
+    ax_metric.set(title=f'{header} (val)', xlabel='iteration',
+                  ylabel=f'{header} (%)')
+    ax_metric.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def run_demo(work_dir: str, teacher_iters: int, student_iters: int,
-             num_train: int, num_val: int, seed: int = 0) -> List[dict]:
-    """Run the whole demo; return one result row per run."""
-    from mmdist.datasets import make_cityscapes
+def run_demo(task_name: str,
+             work_dir: Optional[str] = None,
+             teacher_iters: Optional[int] = None,
+             student_iters: Optional[int] = None,
+             num_train: Optional[int] = None,
+             num_val: Optional[int] = None,
+             seed: int = 0) -> List[dict]:
+    """Run one task's demo; return one result row per run.
+
+    Args:
+        task_name: A key of :data:`TASKS`.
+        work_dir: Where the data, the runs and the results go (None: the
+            task's own folder).
+        teacher_iters: The teacher's iterations (None: the task's default).
+        student_iters: Each student run's iterations.
+        num_train: Training images (per class for classification).
+        num_val: Validation images (per class for classification).
+        seed: The data's and every run's seed.
+    """
+    task = TASKS[task_name]
+    work_dir = work_dir or task.work_dir
+    given = dict(teacher_iters=teacher_iters, iters=student_iters,
+                 num_train=num_train, num_val=num_val)
+    size = {k: task.defaults[k] if v is None else v for k, v in given.items()}
     start = time.time()
-    data_root = osp.join(work_dir, 'data', 'cityscapes')
-    print(f'[1/5] generating {num_train} + {num_val} Cityscapes-layout '
-          f'images under {data_root}', flush=True)
-    make_cityscapes(data_root, num_train=num_train, num_val=num_val,
-                    image_size=(64, 128), seed=seed)
+    folder, make_data = task.data
+    data_root = osp.join(work_dir, folder)
+    data_text = task.data_text.format(train=size['num_train'],
+                                      val=size['num_val'])
+    print(f'[1/5] generating {data_text} under {data_root}', flush=True)
+    make_data(data_root, size['num_train'], size['num_val'], seed)
     data = [
         f'{split}_dataloader.dataset.data_root={data_root}/'
         for split in ('train', 'val', 'test')
     ] + [f'randomness.seed={seed}']
 
-    runs = demo_runs(work_dir)
+    runs = demo_runs(task, work_dir)
     results, curves, teacher_ckpt = [], [], None
     for step, run in enumerate(runs, start=2):
-        iters = teacher_iters if teacher_ckpt is None else student_iters
+        iters = size['teacher_iters'] if teacher_ckpt is None \
+            else size['iters']
         print(f'[{step}/5] training {run.name} for {iters} iterations',
               flush=True)
         options = list(data)
-        if run.distilled:
+        if teacher_ckpt is not None and step > 3:
             options.append(f'model.teacher_ckpt={teacher_ckpt}')
         began = time.time()
-        ckpt = train(run, iters, options)
+        ckpt = train(run, task.metric, iters, options)
         seconds = time.time() - began
         teacher_ckpt = teacher_ckpt or ckpt
-        curve, final = read_log(run)
+        curve, final = read_log(run, task.metric)
         curves.append(curve)
         results.append(dict(name=run.name, iters=iters, seconds=seconds,
-                            mIoU=final['mIoU'], mAcc=final['mAcc'],
-                            aAcc=final['aAcc']))
+                            **{key: final[key] for key, _ in task.columns}))
 
-    table = write_table(results, osp.join(work_dir, 'results.md'))
+    table = write_table(task, results, osp.join(work_dir, 'results.md'))
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=2)
-    plot(runs, curves, osp.join(work_dir, 'curves.png'))
-    print(f'\nmmdist demo: DeepLabV3 R101-D8 -> R18-D8 on synthetic '
-          f'Cityscapes-layout data ({num_train} train / {num_val} val images, '
-          f'64 x 128), mIoU (%) on the val split\n')
+    plot(task, runs, curves, osp.join(work_dir, 'curves.png'))
+    print(f'\nmmdist demo: {task.title} on {data_text}, '
+          f'{task.metric_text}\n')
     print(table)
     print(f'\nwritten: {work_dir}/results.md, results.json, curves.png '
           f'({time.time() - start:.0f} s in all)')

@@ -1,7 +1,8 @@
-from .synthetic import (CITYSCAPES_SHAPES, COCO_SHAPES, SHAPE_CLASSES,
-                        make_cityscapes, make_coco)
+from .synthetic import (CITYSCAPES_SHAPES, COCO_SHAPES, IMAGENET_WNIDS,
+                        SHAPE_CLASSES, make_cityscapes, make_coco,
+                        make_imagenet)
 
 __all__ = [
-    'CITYSCAPES_SHAPES', 'COCO_SHAPES', 'SHAPE_CLASSES', 'make_cityscapes',
-    'make_coco'
+    'CITYSCAPES_SHAPES', 'COCO_SHAPES', 'IMAGENET_WNIDS', 'SHAPE_CLASSES',
+    'make_cityscapes', 'make_coco', 'make_imagenet'
 ]

@@ -1,8 +1,10 @@
-"""Small synthetic data sets in the real COCO and Cityscapes layouts.
+"""Small synthetic data sets in the real COCO, Cityscapes and ImageNet
+layouts.
 
 Coloured geometric shapes on textured backgrounds, deterministic from a
-seed. They serve the tests and the embedded demo: the real mmdet and mmseg
-datasets, pipelines and metrics read them as they read COCO and Cityscapes.
+seed. They serve the tests and the embedded demos: the real mmdet, mmseg
+and mmpretrain datasets, pipelines and metrics read them as they read COCO,
+Cityscapes and ImageNet.
 """
 import json
 import os
@@ -239,4 +241,91 @@ def make_cityscapes(root: str,
             label_file = osp.join(ann_dir, f'{stem}_gtFine_labelTrainIds.png')
             cv2.imwrite(label_file, labels)
             written[split].append(label_file)
+    return written
+
+
+# ImageNet's first synsets, sorted by WordNet id as ImageNet's class
+# folders are (tench, goldfish, ..., bald eagle, vulture).
+IMAGENET_WNIDS = (
+    'n01440764', 'n01443537', 'n01484850', 'n01491361', 'n01494475',
+    'n01496331', 'n01498041', 'n01514668', 'n01514859', 'n01518878',
+    'n01530575', 'n01531178', 'n01532829', 'n01534433', 'n01537544',
+    'n01558993', 'n01560419', 'n01580077', 'n01582220', 'n01592084',
+    'n01601694', 'n01608432', 'n01614925', 'n01616318')
+# Each generated class is one shape in one hue: 8 hues around the colour
+# wheel (OpenCV's 0-180 scale), so that classes of neighbouring hues or of
+# one shape look alike and a teacher's scores for the wrong classes carry
+# something for a student to learn.
+IMAGENET_HUES = 8
+
+
+def _class_colour(rng: np.random.RandomState, label: int) -> tuple:
+    """A BGR colour of class ``label``'s hue, jittered."""
+    hue = (label // len(SHAPE_CLASSES)) * 180 / IMAGENET_HUES
+    hsv = np.array([[[(hue + rng.uniform(-7, 7)) % 180,
+                      rng.uniform(150, 255), rng.uniform(130, 255)]]],
+                   np.float32)
+    bgr = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
+    return tuple(int(c) for c in bgr)
+
+
+def make_imagenet(root: str,
+                  num_train: int = 4,
+                  num_val: int = 2,
+                  image_size: Tuple[int, int] = (64, 64),
+                  num_classes: int = 24,
+                  seed: int = 0) -> Dict[str, List[str]]:
+    """Write an ImageNet-layout classification data set under ``root``.
+
+    ``train/<wnid>/<wnid>_<i>.JPEG`` and
+    ``val/<wnid>/ILSVRC2012_val_<n>.JPEG``: one folder per class, as
+    mmpretrain's ``ImageNet`` reads ImageNet without ``meta/`` lists. Class
+    ``k`` is shape ``k % 3`` in hue ``k // 3`` of 8, jittered, on a
+    textured background among smaller shapes of any kind and colour.
+    mmpretrain reads a data set of fewer classes than ImageNet's 1000 given
+    ``metainfo=dict(classes=IMAGENET_WNIDS[:num_classes])`` (the folders in
+    sorted order) and the model's ``num_classes``.
+
+    Args:
+        root: The data root (for example ``data/imagenet``).
+        num_train: Training images per class.
+        num_val: Validation images per class.
+        image_size: (height, width) of every image.
+        num_classes: Classes, 1 to 24.
+        seed: Everything drawn follows from it.
+
+    Returns:
+        The image files of each split.
+    """
+    if not 1 <= num_classes <= len(IMAGENET_WNIDS):
+        raise ValueError(f'num_classes={num_classes}: make_imagenet draws '
+                         f'1 to {len(IMAGENET_WNIDS)} classes')
+    rng = np.random.RandomState(seed)
+    height, width = image_size
+    kinds = list(SHAPE_CLASSES)
+    written: Dict[str, List[str]] = {}
+    val_index = 0
+    for split, count in (('train', num_train), ('val', num_val)):
+        written[split] = []
+        for label, wnid in enumerate(IMAGENET_WNIDS[:num_classes]):
+            folder = osp.join(root, split, wnid)
+            os.makedirs(folder, exist_ok=True)
+            kind = kinds[label % len(kinds)]
+            for index in range(count):
+                image = _background(rng, height, width)
+                _draw_shapes(rng, image, kinds, rng.randint(0, 3))
+                r = rng.uniform(0.25, 0.42) * min(height, width)
+                cx = rng.uniform(r, width - r)
+                cy = rng.uniform(r, height - r)
+                pts = np.round(_shape_polygon(kind, cx, cy, r)).astype(
+                    np.int32)
+                cv2.fillPoly(image, [pts], _class_colour(rng, label))
+                if split == 'train':
+                    name = f'{wnid}_{index}.JPEG'
+                else:
+                    val_index += 1
+                    name = f'ILSVRC2012_val_{val_index:08d}.JPEG'
+                path = osp.join(folder, name)
+                cv2.imwrite(path, image)
+                written[split].append(path)
     return written

@@ -5,8 +5,10 @@ import os.path as osp
 import cv2
 import numpy as np
 
-from mmdist.datasets import (CITYSCAPES_SHAPES, COCO_SHAPES, make_cityscapes,
-                             make_coco)
+import pytest
+
+from mmdist.datasets import (CITYSCAPES_SHAPES, COCO_SHAPES, IMAGENET_WNIDS,
+                             make_cityscapes, make_coco, make_imagenet)
 
 
 def test_coco_is_deterministic_and_loads_with_mmdet(tmp_path):
@@ -55,3 +57,31 @@ def test_cityscapes_layout_loads_with_mmseg(tmp_path):
     assert 255 in values and values - {255} <= set(
         CITYSCAPES_SHAPES.values()) | {0, 10}
     assert osp.isfile(labels['val'][0])
+
+
+def test_imagenet_layout_loads_with_mmpretrain(tmp_path):
+    from mmpretrain.datasets import ImageNet
+    root = str(tmp_path / 'imagenet')
+    written = make_imagenet(root, num_train=3, num_val=2, num_classes=6,
+                            image_size=(40, 48), seed=1)
+    again = make_imagenet(str(tmp_path / 'again'), num_train=3, num_val=2,
+                          num_classes=6, image_size=(40, 48), seed=1)
+    assert all(filecmp.cmp(a, b, shallow=False)
+               for a, b in zip(written['train'], again['train']))
+    classes = IMAGENET_WNIDS[:6]
+    for split, per_class in (('train', 3), ('val', 2)):
+        # One folder per class, ImageNet's file names, sorted folder order.
+        dataset = ImageNet(data_root=root, split=split,
+                           metainfo=dict(classes=classes))
+        assert len(dataset) == len(written[split]) == 6 * per_class
+        labels = [dataset.get_data_info(i)['gt_label']
+                  for i in range(len(dataset))]
+        assert labels == [k for k in range(6) for _ in range(per_class)]
+        info = dataset.get_data_info(per_class)  # the second class's first
+        assert osp.basename(osp.dirname(info['img_path'])) == classes[1]
+        assert cv2.imread(info['img_path']).shape == (40, 48, 3)
+    names = [osp.basename(p) for p in written['val']]
+    assert names[0] == 'ILSVRC2012_val_00000001.JPEG'
+    assert osp.basename(written['train'][0]) == 'n01440764_0.JPEG'
+    with pytest.raises(ValueError, match='1 to 24 classes'):
+        make_imagenet(root, num_classes=25)

@@ -128,3 +128,36 @@ def test_teacher_evaluation_can_be_turned_off(demo, tmp_path):
                                                'iter_4.pth')])
     row = last_validation(out)
     assert 'mIoU' in row and not any(k.startswith('teacher/') for k in row)
+
+
+def test_shortened_classification_demo(tmp_path):
+    work_dir = str(tmp_path / 'demo')
+    proc = run_tool(['tools/demo.py', '--task', 'classification',
+                     '--work-dir', work_dir, '--teacher-iters', '4',
+                     '--iters', '4', '--num-train', '4', '--num-val', '2'])
+    with open(osp.join(work_dir, 'results.json')) as f:
+        results = json.load(f)
+    assert [r['name'] for r in results] == [
+        'teacher (ResNet-34)', 'student alone (ResNet-18)', 'student + KD',
+        'student + DIST'
+    ]
+    for row in results:
+        assert row['iters'] == 4
+        assert 0 <= row['accuracy/top1'] <= 100
+    with open(osp.join(work_dir, 'results.md')) as f:
+        table = f.read()
+    assert table.startswith('| model | iterations | top-1 |')
+    assert table in proc.stdout
+    with open(osp.join(work_dir, 'curves.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    # 24 class folders of 4 training images each, ImageNet's layout.
+    train = osp.join(work_dir, 'data', 'imagenet', 'train')
+    assert len(glob.glob(osp.join(train, 'n*', 'n*_*.JPEG'))) == 96
+    teacher = osp.join(work_dir, 'teacher', 'iter_4.pth')
+    teacher_top1 = results[0]['accuracy/top1']
+    for run in ('kd', 'dist'):
+        rows = [r for r in read_scalars(osp.join(work_dir, run))
+                if 'accuracy/top1' in r]
+        assert rows[0]['teacher/accuracy/top1'] == teacher_top1
+        with open(osp.join(work_dir, run, f'{run}_resnet18_toy.py')) as f:
+            assert teacher in f.read()

@@ -41,6 +41,27 @@ def split_loss_terms(losses: Dict[str, object]) -> Dict[str, Tensor]:
     return flat
 
 
+def typeless_preprocessor_to_student(kwargs: dict) -> None:
+    """Give a typeless top-level preprocessor to the student, in place.
+
+    mmpretrain's configs keep ``data_preprocessor`` at the top level without
+    a ``type``; the Runner hands it to the algorithm. Its classifier gives it
+    a type and the batch augments of ``train_cfg.augments`` (Mixup,
+    CutMix), so the student is built with it and the algorithm uses the
+    student's preprocessor: the teacher reads the batch that the student's
+    augments mixed. The student's own ``data_preprocessor`` keys win, as
+    the Runner lets a model's own win over the top-level one.
+    """
+    top = kwargs.get('data_preprocessor')
+    student = kwargs.get('architecture')
+    if isinstance(top, dict) and 'type' not in top and isinstance(
+            student, dict):
+        own = student.get('data_preprocessor') or {}
+        kwargs['architecture'] = dict(
+            student, data_preprocessor=dict(top, **own))
+        kwargs['data_preprocessor'] = None
+
+
 def _raw_record(distiller: nn.Module, spec: dict) -> List[Tensor]:
     """The floating-point tensors a loss mapping reads, before connectors
     (running a connector again would cost a forward and a graph)."""
@@ -192,6 +213,7 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             teacher_cfg = teacher_config(teacher)
             teacher = teacher_cfg.model
             teacher_ckpt = teacher_ckpt or teacher_cfg.get('model_path')
+        typeless_preprocessor_to_student(kwargs)
         # Both models are built first, so that a class count or a
         # normalisation that differ are named before the distiller hooks
         # them (where mismatched logits would be the first symptom).

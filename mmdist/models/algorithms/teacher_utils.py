@@ -7,9 +7,10 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 
-# Where OpenMMLab detectors and segmenters keep their class count.
+# Where OpenMMLab detectors, segmenters and classifiers keep their class
+# count.
 _HEAD_PATHS = ('bbox_head', 'roi_head.bbox_head', 'decode_head',
-               'auxiliary_head')
+               'auxiliary_head', 'head')
 
 
 def _get_submodule(model: nn.Module, path: str) -> Optional[nn.Module]:
@@ -53,8 +54,10 @@ def _normalisation(model: nn.Module) -> Optional[tuple]:
     pre = getattr(model, 'data_preprocessor', None)
     if pre is None or not getattr(pre, '_enable_normalize', False):
         return None
+    # mmpretrain's preprocessor names its BGR -> RGB switch to_rgb.
+    swap = getattr(pre, '_channel_conversion', getattr(pre, 'to_rgb', False))
     return (pre.mean.flatten().tolist(), pre.std.flatten().tolist(),
-            bool(getattr(pre, '_channel_conversion', False)))
+            bool(swap))
 
 
 def check_same_normalisation(student: nn.Module, teacher: nn.Module) -> None:
