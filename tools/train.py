@@ -54,7 +54,8 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, args.resume
 
     loaders = ['train_dataloader']
-    if cfg.get('val_cfg'):
+    # mmpretrain's configs enable validation with val_cfg = dict().
+    if cfg.get('val_cfg') is not None:
         loaders.append('val_dataloader')
     check_data(cfg, loaders)
     check_local_file(cfg.model.get('teacher_ckpt'), 'teacher checkpoint',

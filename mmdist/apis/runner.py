@@ -37,6 +37,15 @@ DATA_HINTS = {
         '--cfg-options train_dataloader.dataset.data_root=/path/to/'
         'cityscapes/ val_dataloader.dataset.data_root=/path/to/cityscapes/ '
         'test_dataloader.dataset.data_root=/path/to/cityscapes/'),
+    'ImageNet': (
+        'ImageNet is expected under data/imagenet as mmpretrain reads it: '
+        'train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (one folder per class), '
+        'or the images in train/ and val/ listed in meta/train.txt and '
+        'meta/val.txt (https://image-net.org). Link it there (ln -s '
+        '/path/to/imagenet data/imagenet) or point the config elsewhere, '
+        'e.g. --cfg-options train_dataloader.dataset.data_root=/path/to/'
+        'imagenet val_dataloader.dataset.data_root=/path/to/imagenet '
+        'test_dataloader.dataset.data_root=/path/to/imagenet'),
 }
 
 
@@ -126,7 +135,12 @@ def check_data(cfg: Config, loaders: List[str]) -> None:
         root = dataset.get('data_root') or ''
         paths = [dataset.get('ann_file') or '']
         prefix = dataset.get('data_prefix') or {}
+        if isinstance(prefix, str):  # mmpretrain: one image folder
+            prefix = dict(img=prefix)
         paths += [p for p in prefix.values() if isinstance(p, str)]
+        # mmpretrain's ImageNet: the images of a split are in <root>/<split>.
+        if dataset.get('split') and not prefix:
+            paths.append(dataset['split'])
         for path in paths:
             full = osp.join(root, path) if path else ''
             if full and not osp.exists(full) and full not in missing:

@@ -163,3 +163,21 @@ def test_strong_recipe_trains_through_the_tools(trained, tmp_path):
                        weights_only=False)
     assert 'ema_state_dict' in state
     assert state['optimizer']['param_groups'][0]['eps'] == 1e-3
+
+
+def test_missing_imagenet_is_explained(tmp_path):
+    work_dir = tmp_path / 'work_dir'
+    proc = run_tool(
+        ['tools/train.py', osp.join(REPO, 'configs', 'dist_resnet18_in1k.py'),
+         '--work-dir', str(work_dir), '--cfg-options',
+         f'train_dataloader.dataset.data_root={tmp_path}/none',
+         f'val_dataloader.dataset.data_root={tmp_path}/gone'], check=False)
+    assert proc.returncode != 0
+    for text in ('data not found', f'{tmp_path}/none/train',
+                 f'{tmp_path}/gone/val',
+                 'ImageNet is expected under data/imagenet',
+                 'meta/train.txt'):
+        assert text in proc.stderr, (text, proc.stderr[-2000:])
+    # Before the teacher's weights are fetched, and nothing written.
+    assert 'teacher checkpoint' not in proc.stderr
+    assert not work_dir.exists()
