@@ -1,5 +1,5 @@
-"""mmdist: DIST knowledge distillation for OpenMMLab detection and
-segmentation.
+"""mmdist: DIST knowledge distillation for OpenMMLab detection,
+segmentation and classification.
 
 Importing mmdist (``custom_imports=dict(imports=['mmdist'])``) applies the
 compatibility fixes of :mod:`mmdist.compat` and registers mmdist's modules
@@ -13,4 +13,4 @@ __version__ = '0.1.0'
 
 compat.apply()
 
-from . import engine, models  # noqa: E402,F401  registers the modules
+from . import datasets, engine, models  # noqa: E402,F401  registers them

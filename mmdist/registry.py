@@ -1,13 +1,17 @@
 """mmdist's registry nodes.
 
-``MODELS``, ``HOOKS``, ``OPTIMIZERS`` and ``TASK_UTILS`` (recorders) are
-children of MMEngine's root registries with the scope ``mmdist``, so
+``MODELS``, ``HOOKS``, ``OPTIMIZERS``, ``TASK_UTILS`` (recorders),
+``DATASETS``, ``DATA_SAMPLERS`` and ``LOOPS`` are children of MMEngine's
+root registries with the scope ``mmdist``, so
 ``type='mmdist.DISTLoss'``, ``type='mmdist.TeacherEvalHook'`` or
 ``type='mmdist.RMSpropTF'`` resolves from any OpenMMLab scope (mmrazor,
 mmdet, mmseg, mmpretrain) without clashing with MMRazor's own
 ``DISTLoss``.
 """
+from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
@@ -25,3 +29,12 @@ OPTIMIZERS = Registry(
 TASK_UTILS = Registry(
     'task util', parent=MMENGINE_TASK_UTILS, scope='mmdist',
     locations=['mmdist.models'])
+DATASETS = Registry(
+    'dataset', parent=MMENGINE_DATASETS, scope='mmdist',
+    locations=['mmdist.datasets'])
+DATA_SAMPLERS = Registry(
+    'data sampler', parent=MMENGINE_DATA_SAMPLERS, scope='mmdist',
+    locations=['mmdist.datasets'])
+LOOPS = Registry(
+    'loop', parent=MMENGINE_LOOPS, scope='mmdist',
+    locations=['mmdist.engine'])

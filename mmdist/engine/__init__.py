@@ -1,2 +1,3 @@
 from .hooks import *  # noqa: F401,F403
+from .loops import ResumableIterBasedTrainLoop  # noqa: F401
 from .optimizers import *  # noqa: F401,F403

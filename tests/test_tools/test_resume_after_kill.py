@@ -46,9 +46,11 @@ def losses(work_dir, rows=None):
             for r in rows if 'loss' in r}
 
 
-def kill_during(work_dir, args, iteration, timeout=600):
-    """Start tools/train.py; SIGKILL it once ``iteration`` is logged."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2')
+def kill_during(work_dir, args, iteration, timeout=600, env=None):
+    """Start tools/train.py; SIGKILL it once ``iteration`` is logged
+    (``env``: variables to set on top of this process's)."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
+               **(env or {}))
     proc = subprocess.Popen([sys.executable, 'tools/train.py', *args],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -124,3 +126,80 @@ def test_killed_run_resumes_with_the_same_losses(config, coco_root,
         torch.testing.assert_close(a['momentum_buffer'],
                                    b['momentum_buffer'], rtol=1e-5,
                                    atol=1e-6)
+
+
+# RTMDet's DIST config with mmdet's Mosaic and MixUp, which pick the other
+# images they mix with Python's random (through MultiImageMixDataset): with
+# per-sample seeds a resumed run mixes the same images, whatever the worker
+# count. (RTMDet's stock CachedMosaic/CachedMixUp mix from a cache of the
+# images each loading process saw last, which a resumed process starts
+# empty: there only the sample order is the uninterrupted run's.)
+RTMDET = '''_base_ = '{repo}/configs/dist_rtmdet_s_coco.py'
+custom_imports = dict(imports=['mmdist', 'tests.record_batches'],
+                      allow_failed_imports=False)
+custom_hooks = _base_.custom_hooks + [dict(type='TestRecordBatchesHook')]
+model = dict(
+    architecture=dict(backbone=dict(init_cfg=None)),
+    teacher=dict(cfg_path='mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py',
+                 backbone=dict(init_cfg=None)),
+    teacher_ckpt=None)
+data_root = '{root}/'
+train_dataloader = dict(
+    batch_size=2, num_workers={workers}, persistent_workers={persistent},
+    dataset=dict(
+        _delete_=True,
+        type='MultiImageMixDataset',
+        dataset=dict(
+            type='CocoDataset', data_root=data_root,
+            ann_file='annotations/instances_train2017.json',
+            data_prefix=dict(img='train2017/'),
+            filter_cfg=dict(filter_empty_gt=False),
+            pipeline=[dict(type='LoadImageFromFile'),
+                      dict(type='LoadAnnotations', with_bbox=True)]),
+        pipeline=[
+            dict(type='Mosaic', img_scale=(64, 64), pad_val=114.0),
+            dict(type='RandomAffine', scaling_ratio_range=(0.5, 1.5),
+                 border=(-32, -32)),
+            dict(type='MixUp', img_scale=(64, 64), ratio_range=(0.8, 1.6),
+                 pad_val=114.0),
+            dict(type='YOLOXHSVRandomAug'),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PackDetInputs')
+        ]))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root +
+                     'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=3, val_interval=10)
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=1, max_keep_ckpts=1))
+randomness = dict(seed=0, deterministic=True)
+'''
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_mosaic_and_mixup_resume_exactly(workers, coco_root, tmp_path):
+    from tests.test_tools.test_fast_resume import batches
+    config = tmp_path / 'dist_rtmdet_mosaic.py'
+    config.write_text(RTMDET.format(repo=REPO, root=coco_root,
+                                    workers=workers,
+                                    persistent=workers > 0))
+    env = dict(PYTHONPATH=REPO)
+    never_killed = str(tmp_path / 'never_killed')
+    run_tool(['tools/train.py', str(config), '--work-dir', never_killed],
+             env=env)
+    expected = losses(never_killed)
+    assert sorted(expected) == list(range(1, ITERS + 1))
+    killed = str(tmp_path / 'killed')
+    args = [str(config), '--work-dir', killed]
+    assert kill_during(killed, args, 3, env=env) == -signal.SIGKILL
+    run_tool(['tools/train.py', *args, '--resume'], env=env)
+    runs = sorted(glob.glob(osp.join(killed, '2*', 'vis_data', '2*.json')))
+    with open(runs[-1]) as f:
+        after = losses(None, [json.loads(line) for line in f])
+    assert sorted(after) == list(range(3, ITERS + 1))
+    assert 'distill.loss_cls' in after[3]
+    assert {i: expected[i] for i in after} == after
+    assert batches(killed) == batches(never_killed)

@@ -1,0 +1,161 @@
+"""Resuming an iteration-based run (the Cityscapes DIST set-up) through
+tools/train.py: killed with SIGKILL, started again with --resume, it trains
+on the images and logs the losses of a run that was never killed, with 0
+and 2 data-loader workers, after a sampler skip instead of a replay."""
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from mmdist.datasets import make_cityscapes
+from tests.test_tools.test_resume_after_kill import kill_during, losses
+from tests.utils import REPO, run_tool
+
+ITERS = 8
+# A user's config over the demo's DIST config: the R18-D8 student as a
+# (random, seeded) teacher to keep it fast, every iteration logged, a
+# checkpoint every 4, and a hook that writes each batch's images.
+CONFIG = '''_base_ = '{repo}/configs/demo/dist_deeplabv3_r18_toy.py'
+custom_imports = dict(imports=['mmdist', 'tests.record_batches'],
+                      allow_failed_imports=False)
+custom_hooks = [dict(type='TestRecordBatchesHook')]
+model = dict(
+    teacher=dict(cfg_path='{repo}/configs/demo/deeplabv3_r18_toy.py'),
+    teacher_ckpt=None)
+data_root = '{root}/'
+train_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters={iters}, val_interval=100)
+param_scheduler = [
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end={iters},
+         by_epoch=False)
+]
+default_hooks = dict(
+    logger=dict(interval=1), checkpoint=dict(interval=4, max_keep_ckpts=3))
+randomness = dict(seed=0, deterministic=True)
+'''
+ENV = dict(PYTHONPATH=REPO)  # tests.record_batches
+
+
+@pytest.fixture(scope='module')
+def config(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('fast_resume')
+    root = str(tmp / 'cityscapes')
+    make_cityscapes(root, num_train=6, num_val=2, image_size=(64, 128))
+    path = tmp / 'dist_toy_resume.py'
+    path.write_text(CONFIG.format(repo=REPO, root=root, iters=ITERS))
+    return str(path)
+
+
+def workers(count):
+    return ['--cfg-options', f'train_dataloader.num_workers={count}',
+            f'train_dataloader.persistent_workers={count > 0}']
+
+
+def batches(work_dir):
+    """{(iteration, rank): images} as the hook wrote them (a resumed run's
+    lines come after the killed one's and replace them)."""
+    with open(osp.join(work_dir, 'batches.jsonl')) as f:
+        rows = [json.loads(line) for line in f]
+    return {(r['iter'], r['rank']): r['images'] for r in rows}
+
+
+def last_run_losses(work_dir):
+    import glob
+    runs = sorted(glob.glob(osp.join(work_dir, '2*', 'vis_data', '2*.json')))
+    with open(runs[-1]) as f:
+        return losses(None, [json.loads(line) for line in f])
+
+
+@pytest.fixture(scope='module')
+def never_killed(config, tmp_path_factory):
+    """Uninterrupted runs with 0 and 2 workers."""
+    runs = {}
+    for count in (0, 2):
+        work_dir = str(tmp_path_factory.mktemp(f'never_killed_{count}'))
+        run_tool(['tools/train.py', config, '--work-dir', work_dir,
+                  *workers(count)], env=ENV)
+        runs[count] = work_dir
+    return runs
+
+
+def test_uninterrupted_losses_do_not_depend_on_the_worker_count(
+        never_killed):
+    """Every sample loads under its own seed, and loading in the main
+    process leaves the training's random stream (dropout) alone."""
+    zero, two = (losses(never_killed[n]) for n in (0, 2))
+    assert sorted(zero) == list(range(1, ITERS + 1))
+    assert zero == two
+    assert batches(never_killed[0]) == batches(never_killed[2])
+
+
+@pytest.mark.parametrize('count', [0, 2])
+def test_killed_run_resumes_exactly_without_a_replay(count, config,
+                                                     never_killed, tmp_path):
+    killed = str(tmp_path / 'killed')
+    args = [config, '--work-dir', killed, *workers(count)]
+    returncode = kill_during(killed, args, 6, env=ENV)
+    assert returncode == -signal.SIGKILL
+    assert osp.isfile(osp.join(killed, 'iter_4.pth'))
+    assert not osp.exists(osp.join(killed, f'iter_{ITERS}.pth'))
+    resumed = run_tool(['tools/train.py', *args, '--resume'], env=ENV)
+    log = resumed.stdout + resumed.stderr
+    assert 'Resuming at iteration 4: the sampler starts at sample 8' in log
+    assert 'Advance dataloader' not in log and 'Replaying' not in log
+    expected = losses(never_killed[count])
+    after = last_run_losses(killed)
+    assert sorted(after) == list(range(5, ITERS + 1))
+    assert {i: expected[i] for i in after} == after
+    assert batches(killed) == batches(never_killed[count])
+
+
+def test_replay_stays_available(config, never_killed, tmp_path):
+    """resume_mode=replay is MMEngine's own resume: the config is left as
+    it is and the trained batches are drawn again."""
+    killed = str(tmp_path / 'killed')
+    args = [config, '--work-dir', killed, *workers(0), 'resume_mode=replay']
+    assert kill_during(killed, args, 6, env=ENV) == -signal.SIGKILL
+    resumed = run_tool(['tools/train.py', *args, '--resume'], env=ENV)
+    assert 'Advance dataloader 4 steps' in resumed.stdout + resumed.stderr
+    assert sorted(last_run_losses(killed)) == list(range(5, ITERS + 1))
+
+
+def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
+    """2 CPU processes (gloo, tools/dist_train.sh): each rank's shard of
+    the stream, and after --resume at iteration 4 each rank gets the images
+    and the run logs the losses of the uninterrupted run."""
+    env = dict(os.environ, PYTHON=sys.executable, PORT='29631',
+               OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', **ENV)
+
+    # SyncBN, mmseg's default, runs on GPUs only.
+    bn = [f'model.{side}.{module}.norm_cfg.type=BN'
+          for side in ('architecture', 'teacher')
+          for module in ('backbone', 'decode_head', 'auxiliary_head')]
+
+    def dist_train(work_dir, *flags):
+        proc = subprocess.run(
+            ['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
+             work_dir, *flags, *workers(2), *bn], cwd=REPO, env=env,
+            capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-6000:]
+        return proc.stdout + proc.stderr
+
+    whole = str(tmp_path / 'whole')
+    dist_train(whole)
+    seen = batches(whole)
+    assert sorted(seen) == [(i, r) for i in range(ITERS) for r in (0, 1)]
+    # The ranks take alternate samples of one shuffled stream.
+    assert seen[(0, 0)] != seen[(0, 1)]
+    resumed = str(tmp_path / 'resumed')
+    log = dist_train(resumed, '--resume', osp.join(whole, 'iter_4.pth'))
+    # (Logged by rank 0; the batches show both ranks.)
+    assert 'the sampler starts at sample 8 of this rank' in log
+    assert batches(resumed) == {k: v for k, v in seen.items() if k[0] >= 4}
+    expected = losses(whole)
+    assert last_run_losses(resumed) == {i: expected[i]
+                                        for i in range(5, ITERS + 1)}
