@@ -4,6 +4,7 @@ import contextlib
 import os
 import os.path as osp
 import shutil
+import subprocess
 from typing import Iterator, List, Optional
 
 import torch
@@ -161,9 +162,33 @@ def check_local_file(path: Optional[str], what: str, option: str) -> None:
             f'--cfg-options {option}=/path/to/file.pth')
 
 
+def slurm_environment() -> None:
+    """Set torch.distributed's variables from slurm's, as MMEngine's slurm
+    launcher does (rank, world size, local rank; the first host of the job
+    as the master, found with ``scontrol``; port ``MASTER_PORT`` or 29500).
+
+    Raises:
+        RuntimeError: Not inside a slurm task (no ``SLURM_PROCID``).
+    """
+    if 'SLURM_PROCID' not in os.environ:
+        raise RuntimeError(
+            '--launcher slurm runs inside slurm tasks (srun, as '
+            'tools/slurm_train.sh starts them), and SLURM_PROCID is not set')
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    os.environ.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in os.environ:
+        hosts = subprocess.run(
+            ['scontrol', 'show', 'hostname', os.environ['SLURM_NODELIST']],
+            capture_output=True, text=True, check=True).stdout.split()
+        os.environ['MASTER_ADDR'] = hosts[0]
+
+
 @contextlib.contextmanager
 def cpu_distributed(cfg: Config, launcher: str) -> Iterator[None]:
-    """Let ``--launcher pytorch`` run on CPU-only machines (gloo).
+    """Let ``--launcher pytorch`` or ``slurm`` run on CPU-only machines
+    (gloo).
 
     MMEngine 0.10.7 calls torch.cuda.set_device in its launcher and gives DDP
     device_ids=[local_rank]; both fail without CUDA. The process group is
@@ -179,6 +204,8 @@ def cpu_distributed(cfg: Config, launcher: str) -> Iterator[None]:
     import torch.distributed as dist
     started = not dist.is_initialized()
     if started:
+        if launcher == 'slurm':
+            slurm_environment()
         dist.init_process_group(backend='gloo')
     cfg.setdefault('env_cfg', ConfigDict())
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
