@@ -52,9 +52,10 @@ randomness = dict(seed=0)
 FIRST_ITER = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/')
 
 
-def time_to_first_iteration(args, env):
+def time_to_first_iteration(args, env, expect=None):
     """Seconds from the start of tools/train.py to its first logged
-    training iteration (the process is left to finish)."""
+    training iteration (the process is left to finish); ``expect``: a text
+    its log must hold (which way it resumed)."""
     began = time.perf_counter()
     proc = subprocess.Popen([sys.executable, 'tools/train.py', *args],
                             cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -64,9 +65,11 @@ def time_to_first_iteration(args, env):
         lines.append(line)
         if seconds is None and FIRST_ITER.search(line):
             seconds = time.perf_counter() - began
-    if proc.wait() != 0 or seconds is None:
+    if proc.wait() != 0 or seconds is None or (
+            expect and expect not in ''.join(lines)):
         sys.stderr.write(''.join(lines[-40:]))
-        raise RuntimeError(f'tools/train.py {" ".join(args)} failed')
+        raise RuntimeError(f'tools/train.py {" ".join(args)} failed' + (
+            f' or did not log {expect!r}' if expect else ''))
     return seconds
 
 
@@ -132,12 +135,14 @@ def main() -> None:
     late = osp.join(work, f'iter_{args.iters}.pth')
     late_checkpoint(osp.join(fresh, 'iter_1.pth'), args.iters, late)
     times = {}
+    expect = dict(replay=f'Advance dataloader {args.iters} steps',
+                  fast=f'Resuming at iteration {args.iters}')
     for mode in ('replay', 'fast'):
         times[mode] = time_to_first_iteration([
             config, '--work-dir', osp.join(work, mode), '--resume', late,
             '--cfg-options', f'resume_mode={mode}',
             f'train_cfg.max_iters={args.iters + 1}'
-        ], env)
+        ], env, expect[mode])
     cost = seeding_cost(root)
     print(f'\nresume at iteration {args.iters} of the Cityscapes-layout DIST '
           f'config (2 images of 128 x 256 a batch, {args.workers} workers), '

@@ -277,7 +277,11 @@ def make_resumable(cfg: Config) -> None:
     loader, train_cfg = cfg.get('train_dataloader'), cfg.get('train_cfg')
     if mode == 'replay' or not loader or not train_cfg:
         return
-    if str(train_cfg.get('type', '')).split('.')[-1] == 'IterBasedTrainLoop':
+    loop = str(train_cfg.get('type', '')).split('.')[-1]
+    # MMEngine builds an IterBasedTrainLoop for by_epoch=False, no type.
+    if loop == 'IterBasedTrainLoop' or (
+            not loop and train_cfg.get('by_epoch') is False):
+        train_cfg.pop('by_epoch', None)
         train_cfg.type = 'mmdist.ResumableIterBasedTrainLoop'
     sampler = loader.get('sampler') or {}
     seeded = SEEDED_SAMPLERS.get(str(sampler.get('type', '')).split('.')[-1])

@@ -45,7 +45,11 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
 
     def skip_trained(self) -> None:
         """Bring the data loader to the first batch not yet trained."""
-        sampler = self.dataloader.sampler
+        # The sampler and batch size, also behind a batch sampler.
+        batches = self.dataloader.batch_sampler
+        sampler = getattr(batches, 'sampler', self.dataloader.sampler)
+        batch_size = getattr(batches, 'batch_size',
+                             None) or self.dataloader.batch_size
         if not (self.fast_resume and hasattr(sampler, 'skip')):
             why = ('fast_resume=False' if not self.fast_resume else
                    f'{type(sampler).__name__} cannot skip (mmdist.'
@@ -58,7 +62,7 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
                 next(self.dataloader_iterator)
             return
         began = time.perf_counter()
-        samples = self._iter * self.dataloader.batch_size
+        samples = self._iter * batch_size
         sampler.skip(samples)
         old = self.dataloader_iterator._iterator
         # The first iterator's workers prefetched from the old start.

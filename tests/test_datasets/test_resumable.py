@@ -118,6 +118,11 @@ def test_make_resumable_swaps_loop_sampler_and_dataset():
     assert cfg.train_dataloader.dataset == ConfigDict(
         type='mmdist.PositionSeededDataset',
         dataset=dict(type='CityscapesDataset', data_root='x'))
+    # MMEngine's other way of asking for an IterBasedTrainLoop.
+    cfg = _config(train_cfg=dict(by_epoch=False, max_iters=8))
+    make_resumable(cfg)
+    assert cfg.train_cfg == dict(type='mmdist.ResumableIterBasedTrainLoop',
+                                 max_iters=8)
     # Epoch-based: the loop stays, DefaultSampler gets seeds.
     cfg = _config(train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=2))
     cfg.train_dataloader.sampler.type = 'DefaultSampler'

@@ -114,15 +114,28 @@ def test_killed_run_resumes_exactly_without_a_replay(count, config,
     assert batches(killed) == batches(never_killed[count])
 
 
-def test_replay_stays_available(config, never_killed, tmp_path):
-    """resume_mode=replay is MMEngine's own resume: the config is left as
-    it is and the trained batches are drawn again."""
+@pytest.mark.parametrize('option, message', [
+    ('resume_mode=replay', 'Advance dataloader 4 steps'),
+    ('train_cfg.fast_resume=False',
+     'Replaying 4 batches through the data pipeline to skip what was '
+     'trained (fast_resume=False)'),
+])
+def test_replay_stays_available(option, message, config, never_killed,
+                                tmp_path):
+    """resume_mode=replay is MMEngine's own resume (the config is left as
+    it is); fast_resume=False keeps mmdist's seeds and replays. Either way
+    the trained batches are drawn again, and with per-sample seeds the
+    losses are still the uninterrupted run's."""
     killed = str(tmp_path / 'killed')
-    args = [config, '--work-dir', killed, *workers(0), 'resume_mode=replay']
+    args = [config, '--work-dir', killed, *workers(0), option]
     assert kill_during(killed, args, 6, env=ENV) == -signal.SIGKILL
     resumed = run_tool(['tools/train.py', *args, '--resume'], env=ENV)
-    assert 'Advance dataloader 4 steps' in resumed.stdout + resumed.stderr
-    assert sorted(last_run_losses(killed)) == list(range(5, ITERS + 1))
+    assert message in resumed.stdout + resumed.stderr
+    after = last_run_losses(killed)
+    assert sorted(after) == list(range(5, ITERS + 1))
+    if 'fast_resume' in option:
+        expected = losses(never_killed[0])
+        assert {i: expected[i] for i in after} == after
 
 
 def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
