@@ -133,7 +133,7 @@ def test_killed_run_resumes_with_the_same_losses(config, coco_root,
 # per-sample seeds a resumed run mixes the same images, whatever the worker
 # count. (RTMDet's stock CachedMosaic/CachedMixUp mix from a cache of the
 # images each loading process saw last, which a resumed process starts
-# empty: there only the sample order is the uninterrupted run's.)
+# empty: there the first batches after a resume differ.)
 RTMDET = '''_base_ = '{repo}/configs/dist_rtmdet_s_coco.py'
 custom_imports = dict(imports=['mmdist', 'tests.record_batches'],
                       allow_failed_imports=False)
