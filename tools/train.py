@@ -5,7 +5,10 @@
 
 The flags are those of mmdet's and mmseg's train tools. The data, the
 teacher checkpoint and the teacher itself are checked before training
-starts; a run that fails to start leaves nothing in its work_dir.
+starts; a run that fails to start leaves nothing in its work_dir. Every
+sample loads under a seed of its own and an iteration-based run resumes by
+moving the sampler, exactly and in seconds (mmdist.apis.make_resumable;
+--cfg-options resume_mode=replay keeps MMEngine's replay).
 """
 import argparse
 

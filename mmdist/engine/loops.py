@@ -7,6 +7,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.loops import (IterBasedTrainLoop,
                                    _InfiniteDataloaderIterator)
+from torch import nn
 from torch.utils.data import DataLoader
 
 from mmdist.registry import LOOPS
@@ -80,8 +81,9 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
             f'sample {samples} of this rank, nothing replayed '
             f'({time.perf_counter() - began:.2f} s)', logger='current')
 
-    def run(self) -> None:
-        """Train from the current iteration to ``max_iters``."""
+    def run(self) -> nn.Module:
+        """Train from the current iteration to ``max_iters``; return the
+        model, as MMEngine's loop does."""
         self.runner.call_hook('before_train')
         # The whole run is one big epoch for the hooks, as in MMEngine.
         self.runner.call_hook('before_train_epoch')
