@@ -1,4 +1,7 @@
-"""Shared fixtures (generated data sets) and the ``gpu`` marker."""
+"""Shared fixtures (generated data sets, a module's scratch folder, the
+RetinaNet teacher) and the ``gpu`` marker."""
+import shutil
+
 import pytest
 import torch
 
@@ -27,3 +30,32 @@ def cityscapes_root(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('data') / 'cityscapes')
     make_cityscapes(root, num_train=4, num_val=2, image_size=(128, 256))
     return root
+
+
+@pytest.fixture(scope='module')
+def module_tmp(tmp_path_factory):
+    """``make(name)``: a new folder that lives as long as the test module.
+
+    A module's checkpoints (hundreds of MB each, the X101 teachers inside
+    the distillation ones) go when its last test is done, so the suite
+    needs the disk of one module at a time, not of all of them.
+    """
+    made = []
+
+    def make(name: str):
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def retinanet_teacher_ckpt(tmp_path_factory) -> str:
+    """Weights of a randomly initialised X101-64x4d RetinaNet, the teacher
+    of configs/dist_retinanet_r50_coco.py (one file for the session)."""
+    from tests.utils import save_random_model
+    return save_random_model(
+        'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
+        str(tmp_path_factory.mktemp('teacher') / 'retinanet_x101.pth'))

@@ -87,9 +87,9 @@ def test_configs_beyond_the_paper_train_two_iterations(name, levels, entry):
 
 
 @pytest.fixture(scope='module')
-def imagenet_images(tmp_path_factory):
+def imagenet_images(module_tmp):
     from mmdist.datasets import make_imagenet
-    root = str(tmp_path_factory.mktemp('imagenet'))
+    root = str(module_tmp('imagenet'))
     return make_imagenet(root, num_train=2, num_val=0, image_size=(64, 64),
                          num_classes=2)['train']
 

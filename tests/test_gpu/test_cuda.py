@@ -33,7 +33,7 @@ def mmcv_is_compiled() -> bool:
 
 
 @pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory):
+def teacher_ckpt(module_tmp):
     """Saves (once per teacher config) a randomly initialised teacher: with
     no checkpoint, the Runner would initialise the teacher's backbone from
     ImageNet weights, which it cannot download here."""
@@ -43,7 +43,7 @@ def teacher_ckpt(tmp_path_factory):
         cfg_path = setting_config(setting).model.teacher.cfg_path
         if cfg_path not in saved:
             saved[cfg_path] = save_random_model(
-                cfg_path, str(tmp_path_factory.mktemp('teacher') / 'ckpt.pth'))
+                cfg_path, str(module_tmp('teacher') / 'ckpt.pth'))
         return saved[cfg_path]
     return get
 

@@ -15,9 +15,9 @@ TEACHER = ('mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-'
 
 
 @pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory) -> str:
+def teacher_ckpt(module_tmp) -> str:
     return save_random_model(
-        TEACHER, str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))
+        TEACHER, str(module_tmp('teacher') / 'teacher.pth'))
 
 
 def test_train_convert_and_evaluate(cityscapes_root, teacher_ckpt,

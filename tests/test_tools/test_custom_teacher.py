@@ -36,8 +36,8 @@ model = dict(
 
 
 @pytest.fixture(scope='module')
-def own_data(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('own') / 'shapes')
+def own_data(module_tmp):
+    root = str(module_tmp('own') / 'shapes')
     make_coco(root, num_train=4, num_val=2, image_size=(128, 128),
               shape_classes=True)
     return root

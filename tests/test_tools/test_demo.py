@@ -16,8 +16,8 @@ METRICS = ('mIoU', 'mAcc', 'aAcc')
 
 
 @pytest.fixture(scope='module')
-def demo(tmp_path_factory):
-    work_dir = str(tmp_path_factory.mktemp('demo') / 'demo')
+def demo(module_tmp):
+    work_dir = str(module_tmp('demo') / 'demo')
     proc = run_tool(['tools/demo.py', '--work-dir', work_dir,
                      '--teacher-iters', '4', '--iters', '4', '--num-train',
                      '8', '--num-val', '2'])

@@ -43,8 +43,8 @@ ENV = dict(PYTHONPATH=REPO)  # tests.record_batches
 
 
 @pytest.fixture(scope='module')
-def config(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('fast_resume')
+def config(module_tmp):
+    tmp = module_tmp('fast_resume')
     root = str(tmp / 'cityscapes')
     make_cityscapes(root, num_train=6, num_val=2, image_size=(64, 128))
     path = tmp / 'dist_toy_resume.py'
@@ -73,11 +73,11 @@ def last_run_losses(work_dir):
 
 
 @pytest.fixture(scope='module')
-def never_killed(config, tmp_path_factory):
+def never_killed(config, module_tmp):
     """Uninterrupted runs with 0 and 2 workers."""
     runs = {}
     for count in (0, 2):
-        work_dir = str(tmp_path_factory.mktemp(f'never_killed_{count}'))
+        work_dir = str(module_tmp(f'never_killed_{count}'))
         run_tool(['tools/train.py', config, '--work-dir', work_dir,
                   *workers(count)], env=ENV)
         runs[count] = work_dir

@@ -13,9 +13,9 @@ TEACHER = 'mmdet::cascade_rcnn/cascade-mask-rcnn_x101-64x4d_fpn_20e_coco.py'
 
 
 @pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory) -> str:
+def teacher_ckpt(module_tmp) -> str:
     return save_random_model(
-        TEACHER, str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))
+        TEACHER, str(module_tmp('teacher') / 'teacher.pth'))
 
 
 def test_train_convert_and_evaluate(coco_root, teacher_ckpt, tmp_path):

@@ -64,10 +64,10 @@ def small(root: str = None):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(module_tmp):
     """A teacher trained from the user's own config, then a DIST student
     distilled from it, both through tools/train.py."""
-    tmp = tmp_path_factory.mktemp('imagenet')
+    tmp = module_tmp('imagenet')
     root = str(tmp / 'imagenet')
     make_imagenet(root, num_train=4, num_val=2, image_size=(40, 40),
                   num_classes=len(CLASSES))

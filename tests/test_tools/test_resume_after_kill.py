@@ -14,17 +14,16 @@ import pytest
 import torch
 
 from tests.test_tools.test_retinanet_distill import train_options
-from tests.utils import REPO, read_scalars, run_tool, save_random_model
+from tests.utils import REPO, read_scalars, run_tool
 
 # 4 training images, 2 a batch: 2 iterations an epoch, 3 epochs.
 ITERS = 6
 
 
 @pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory) -> str:
-    return save_random_model(
-        'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
-        str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))
+def teacher_ckpt(retinanet_teacher_ckpt) -> str:
+    """The session's random X101-64x4d RetinaNet teacher."""
+    return retinanet_teacher_ckpt
 
 
 def options(coco_root, teacher_ckpt):

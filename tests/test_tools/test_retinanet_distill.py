@@ -22,11 +22,9 @@ LEVELS = (3, 4, 5, 6, 7)
 
 
 @pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory) -> str:
-    """Weights of a randomly initialised X101-64x4d RetinaNet teacher."""
-    return save_random_model(
-        'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
-        str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))
+def teacher_ckpt(retinanet_teacher_ckpt) -> str:
+    """The session's random X101-64x4d RetinaNet teacher."""
+    return retinanet_teacher_ckpt
 
 
 def train_options(coco_root, teacher_ckpt):
@@ -38,10 +36,10 @@ def train_options(coco_root, teacher_ckpt):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, coco_root, teacher_ckpt):
+def trained(module_tmp, coco_root, teacher_ckpt):
     """Train one epoch with a checkpoint every iteration, then resume into a
     second epoch."""
-    work_dir = str(tmp_path_factory.mktemp('dist_retinanet'))
+    work_dir = str(module_tmp('dist_retinanet'))
     options = train_options(coco_root, teacher_ckpt) + [
         'default_hooks.checkpoint.by_epoch=False',
         'default_hooks.checkpoint.interval=1',
@@ -140,11 +138,11 @@ def test_dist_train_sh_runs_two_cpu_processes(coco_root, teacher_ckpt,
 
 
 @pytest.fixture(scope='module')
-def student_weights(tmp_path_factory) -> str:
+def student_weights(module_tmp) -> str:
     """Weights of the R50 student, which do not fit the X101 teacher."""
     return save_random_model(
         'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
-        str(tmp_path_factory.mktemp('student') / 'r50.pth'))
+        str(module_tmp('student') / 'r50.pth'))
 
 
 @pytest.mark.parametrize('case', [
