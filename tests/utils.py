@@ -3,11 +3,18 @@ import glob
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
+import time
 from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# --cfg-options for a segmentation distillation config run by several CPU
+# processes: mmseg's default SyncBN runs on GPUs only.
+PLAIN_BN = [f'model.{side}.{module}.norm_cfg.type=BN'
+            for side in ('architecture', 'teacher')
+            for module in ('backbone', 'decode_head', 'auxiliary_head')]
 
 
 def run_tool(args: Sequence[str], check: bool = True, timeout: int = 900,
@@ -35,6 +42,59 @@ def read_scalars(work_dir: str) -> List[Dict[str, float]]:
         with open(path) as f:
             rows += [json.loads(line) for line in f if line.strip()]
     return rows
+
+
+def run_logs(work_dir: str) -> List[str]:
+    """The scalar log of each run under ``work_dir``, oldest first."""
+    return sorted(glob.glob(osp.join(work_dir, '2*', 'vis_data', '2*.json')))
+
+
+def losses(work_dir: Optional[str], rows: Optional[List[dict]] = None
+           ) -> Dict[int, Dict[str, float]]:
+    """{iteration: {logged loss or distillation value: value}} of every run
+    under ``work_dir`` (or of the logged ``rows``)."""
+    rows = read_scalars(work_dir) if rows is None else rows
+    return {r['iter']: {k: v for k, v in r.items()
+                        if k.startswith(('loss', 'student.', 'distill.'))}
+            for r in rows if 'loss' in r}
+
+
+def last_run_losses(work_dir: str) -> Dict[int, Dict[str, float]]:
+    """:func:`losses` of the newest run under ``work_dir`` alone (after a
+    resume, the resumed run's)."""
+    with open(run_logs(work_dir)[-1]) as f:
+        return losses(None, [json.loads(line) for line in f])
+
+
+def batches(work_dir: str) -> Dict[tuple, list]:
+    """{(iteration, rank): images} as tests/record_batches.py wrote them (a
+    resumed run's lines come after the killed one's and replace them)."""
+    with open(osp.join(work_dir, 'batches.jsonl')) as f:
+        rows = [json.loads(line) for line in f]
+    return {(r['iter'], r['rank']): r['images'] for r in rows}
+
+
+def kill_during(work_dir: str, args: Sequence[str], iteration: int,
+                timeout: int = 600,
+                env: Optional[Dict[str, str]] = None) -> int:
+    """Start tools/train.py with ``args``; SIGKILL it once ``iteration`` is
+    logged under ``work_dir``; return its exit code."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
+               **(env or {}))
+    proc = subprocess.Popen([sys.executable, 'tools/train.py', *args],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    try:
+        while iteration not in losses(work_dir):
+            assert proc.poll() is None, proc.stderr.read()[-4000:]
+            assert time.time() < deadline, 'training did not get there'
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
 
 
 def read_test_metrics(work_dir: str) -> Dict[str, float]:

@@ -2,7 +2,6 @@
 tools/train.py: killed with SIGKILL, started again with --resume, it trains
 on the images and logs the losses of a run that was never killed, with 0
 and 2 data-loader workers, after a sampler skip instead of a replay."""
-import json
 import os
 import os.path as osp
 import signal
@@ -12,8 +11,8 @@ import sys
 import pytest
 
 from mmdist.datasets import make_cityscapes
-from tests.test_tools.test_resume_after_kill import kill_during, losses
-from tests.utils import REPO, run_tool
+from tests.utils import (PLAIN_BN, REPO, batches, kill_during,
+                         last_run_losses, losses, run_tool)
 
 ITERS = 8
 # A user's config over the demo's DIST config: the R18-D8 student as a
@@ -55,21 +54,6 @@ def config(module_tmp):
 def workers(count):
     return ['--cfg-options', f'train_dataloader.num_workers={count}',
             f'train_dataloader.persistent_workers={count > 0}']
-
-
-def batches(work_dir):
-    """{(iteration, rank): images} as the hook wrote them (a resumed run's
-    lines come after the killed one's and replace them)."""
-    with open(osp.join(work_dir, 'batches.jsonl')) as f:
-        rows = [json.loads(line) for line in f]
-    return {(r['iter'], r['rank']): r['images'] for r in rows}
-
-
-def last_run_losses(work_dir):
-    import glob
-    runs = sorted(glob.glob(osp.join(work_dir, '2*', 'vis_data', '2*.json')))
-    with open(runs[-1]) as f:
-        return losses(None, [json.loads(line) for line in f])
 
 
 @pytest.fixture(scope='module')
@@ -145,15 +129,10 @@ def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, PORT='29631',
                OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', **ENV)
 
-    # SyncBN, mmseg's default, runs on GPUs only.
-    bn = [f'model.{side}.{module}.norm_cfg.type=BN'
-          for side in ('architecture', 'teacher')
-          for module in ('backbone', 'decode_head', 'auxiliary_head')]
-
     def dist_train(work_dir, *flags):
         proc = subprocess.run(
             ['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
-             work_dir, *flags, *workers(2), *bn], cwd=REPO, env=env,
+             work_dir, *flags, *workers(2), *PLAIN_BN], cwd=REPO, env=env,
             capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-6000:]
         return proc.stdout + proc.stderr

@@ -1,20 +1,15 @@
 """A run killed with SIGKILL and started again with --resume logs, from its
 last checkpoint on, the losses of a run that was never killed: DIST and DIST
 + mimic (whose connectors train) on RetinaNet, through tools/train.py."""
-import glob
-import json
-import os
 import os.path as osp
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
 from tests.test_tools.test_retinanet_distill import train_options
-from tests.utils import REPO, read_scalars, run_tool
+from tests.utils import (REPO, batches, kill_during, last_run_losses, losses,
+                         run_logs, run_tool)
 
 # 4 training images, 2 a batch: 2 iterations an epoch, 3 epochs.
 ITERS = 6
@@ -34,36 +29,6 @@ def options(coco_root, teacher_ckpt):
         # Each checkpoint holds the X101 teacher: keep the disk use down.
         'default_hooks.checkpoint.max_keep_ckpts=1'
     ]
-
-
-def losses(work_dir, rows=None):
-    """{iteration: {logged loss or distillation value: value}} of every run
-    under work_dir (or of the logged ``rows``)."""
-    rows = read_scalars(work_dir) if rows is None else rows
-    return {r['iter']: {k: v for k, v in r.items()
-                        if k.startswith(('loss', 'student.', 'distill.'))}
-            for r in rows if 'loss' in r}
-
-
-def kill_during(work_dir, args, iteration, timeout=600, env=None):
-    """Start tools/train.py; SIGKILL it once ``iteration`` is logged
-    (``env``: variables to set on top of this process's)."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
-               **(env or {}))
-    proc = subprocess.Popen([sys.executable, 'tools/train.py', *args],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + timeout
-    try:
-        while iteration not in losses(work_dir):
-            assert proc.poll() is None, proc.stderr.read()[-4000:]
-            assert time.time() < deadline, 'training did not get there'
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    return proc.returncode
 
 
 def state(path):
@@ -93,10 +58,8 @@ def test_killed_run_resumes_with_the_same_losses(config, coco_root,
     resumed = run_tool(['tools/train.py', config, '--work-dir', killed,
                         '--resume', *args])
     assert 'resumed' in (resumed.stdout + resumed.stderr).lower()
-    runs = sorted(glob.glob(osp.join(killed, '2*', 'vis_data', '2*.json')))
-    assert len(runs) == 2
-    with open(runs[-1]) as f:
-        after = losses(None, [json.loads(line) for line in f])
+    assert len(run_logs(killed)) == 2
+    after = last_run_losses(killed)
     # The resumed run starts at the checkpoint (iteration 3) and logs what
     # the run that was never killed logged, every loss of every level.
     assert sorted(after) == list(range(3, ITERS + 1))
@@ -180,7 +143,6 @@ randomness = dict(seed=0, deterministic=True)
 
 @pytest.mark.parametrize('workers', [0, 2])
 def test_mosaic_and_mixup_resume_exactly(workers, coco_root, tmp_path):
-    from tests.test_tools.test_fast_resume import batches
     config = tmp_path / 'dist_rtmdet_mosaic.py'
     config.write_text(RTMDET.format(repo=REPO, root=coco_root,
                                     workers=workers,
@@ -195,9 +157,7 @@ def test_mosaic_and_mixup_resume_exactly(workers, coco_root, tmp_path):
     args = [str(config), '--work-dir', killed]
     assert kill_during(killed, args, 3, env=env) == -signal.SIGKILL
     run_tool(['tools/train.py', *args, '--resume'], env=env)
-    runs = sorted(glob.glob(osp.join(killed, '2*', 'vis_data', '2*.json')))
-    with open(runs[-1]) as f:
-        after = losses(None, [json.loads(line) for line in f])
+    after = last_run_losses(killed)
     assert sorted(after) == list(range(3, ITERS + 1))
     assert 'distill.loss_cls' in after[3]
     assert {i: expected[i] for i in after} == after

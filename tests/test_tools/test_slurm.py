@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from mmdist.datasets import make_cityscapes
-from tests.test_tools.test_fast_resume import CONFIG, batches
-from tests.utils import REPO, read_test_metrics
+from tests.test_tools.test_fast_resume import CONFIG
+from tests.utils import PLAIN_BN, REPO, batches, read_test_metrics
 
 SRUN = r'''#!/usr/bin/env bash
 # Stand-in for slurm's srun: writes its arguments to $SRUN_LOG, then runs
@@ -39,10 +39,6 @@ SCONTROL = r'''#!/usr/bin/env bash
 # Stand-in for "scontrol show hostname <nodelist>": the one host is here.
 [ "$1 $2" = "show hostname" ] && echo 127.0.0.1
 '''
-# SyncBN, mmseg's default, runs on GPUs only.
-BN = [f'model.{side}.{module}.norm_cfg.type=BN'
-      for side in ('architecture', 'teacher')
-      for module in ('backbone', 'decode_head', 'auxiliary_head')]
 
 
 @pytest.fixture
@@ -71,7 +67,7 @@ def test_slurm_scripts_train_and_test_two_ranks(slurm, tmp_path):
     work_dir = str(tmp_path / 'work_dir')
     proc = subprocess.run(
         ['bash', 'tools/slurm_train.sh', 'debug', 'dist_toy', str(config),
-         work_dir, '--cfg-options', *BN,
+         work_dir, '--cfg-options', *PLAIN_BN,
          'default_hooks.checkpoint.interval=2'],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
@@ -96,7 +92,7 @@ def test_slurm_scripts_train_and_test_two_ranks(slurm, tmp_path):
     test_dir = str(tmp_path / 'test_dir')
     proc = subprocess.run(
         ['bash', 'tools/slurm_test.sh', 'debug', 'test_toy', str(config),
-         checkpoint, '--work-dir', test_dir, '--cfg-options', *BN],
+         checkpoint, '--work-dir', test_dir, '--cfg-options', *PLAIN_BN],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
     with open(log) as f:
