@@ -75,18 +75,23 @@ def batches(work_dir: str) -> Dict[tuple, list]:
 
 
 def kill_during(work_dir: str, args: Sequence[str], iteration: int,
-                timeout: int = 600,
-                env: Optional[Dict[str, str]] = None) -> int:
-    """Start tools/train.py with ``args``; SIGKILL it once ``iteration`` is
-    logged under ``work_dir``; return its exit code."""
+                timeout: int = 600, env: Optional[Dict[str, str]] = None,
+                in_save: bool = False) -> int:
+    """Start tools/train.py with ``args``, a config with tests.record_batches'
+    ``TestPauseHook``; SIGKILL it where the hook holds it: after
+    ``iteration`` (as logged) or, with ``in_save``, in the save of that
+    iteration's checkpoint before a byte is written. Return its exit
+    code."""
+    from tests.record_batches import PAUSED
+    name = 'TEST_PAUSE_IN_SAVE_OF_ITER' if in_save else 'TEST_PAUSE_AFTER_ITER'
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
-               **(env or {}))
+               **{name: str(iteration)}, **(env or {}))
     proc = subprocess.Popen([sys.executable, 'tools/train.py', *args],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + timeout
     try:
-        while iteration not in losses(work_dir):
+        while not osp.exists(osp.join(work_dir, PAUSED)):
             assert proc.poll() is None, proc.stderr.read()[-4000:]
             assert time.time() < deadline, 'training did not get there'
             time.sleep(0.2)

@@ -263,8 +263,10 @@ def make_resumable(cfg: Config) -> None:
     ``mmdist.PositionSeededDataset``: every sample loads under a seed made
     of the run's seed, the rank and its position in the rank's stream.
     A sampler of another type is left alone (and an iteration-based run
-    then replays on resume). ``resume_mode='replay'`` changes nothing:
-    MMEngine's own behaviour.
+    then replays on resume). MMEngine's ``CheckpointHook`` becomes
+    ``mmdist.AtomicCheckpointHook``, so that a run killed while it saves
+    still has a checkpoint to resume from. ``resume_mode='replay'``
+    changes nothing: MMEngine's own behaviour.
 
     Raises:
         ValueError: Another ``resume_mode``.
@@ -277,6 +279,11 @@ def make_resumable(cfg: Config) -> None:
     loader, train_cfg = cfg.get('train_dataloader'), cfg.get('train_cfg')
     if mode == 'replay' or not loader or not train_cfg:
         return
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint and str(checkpoint.get('type')).split(
+            '.')[-1] == 'CheckpointHook':
+        checkpoint.type = 'mmdist.AtomicCheckpointHook'
+        checkpoint.pop('_scope_', None)
     loop = str(train_cfg.get('type', '')).split('.')[-1]
     # MMEngine builds an IterBasedTrainLoop for by_epoch=False, no type.
     if loop == 'IterBasedTrainLoop' or (

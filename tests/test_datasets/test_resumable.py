@@ -104,7 +104,9 @@ def _config(**kwargs):
         train_dataloader=dict(
             sampler=dict(type='InfiniteSampler', shuffle=True),
             dataset=dict(type='CityscapesDataset', data_root='x')),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=8))
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=8),
+        default_hooks=dict(checkpoint=dict(
+            type='CheckpointHook', interval=4, _scope_='mmseg')))
     cfg.update(kwargs)
     return Config(cfg)
 
@@ -118,6 +120,8 @@ def test_make_resumable_swaps_loop_sampler_and_dataset():
     assert cfg.train_dataloader.dataset == ConfigDict(
         type='mmdist.PositionSeededDataset',
         dataset=dict(type='CityscapesDataset', data_root='x'))
+    assert cfg.default_hooks.checkpoint == dict(
+        type='mmdist.AtomicCheckpointHook', interval=4)
     # MMEngine's other way of asking for an IterBasedTrainLoop.
     cfg = _config(train_cfg=dict(by_epoch=False, max_iters=8))
     make_resumable(cfg)

@@ -17,11 +17,12 @@ from tests.utils import (PLAIN_BN, REPO, batches, kill_during,
 ITERS = 8
 # A user's config over the demo's DIST config: the R18-D8 student as a
 # (random, seeded) teacher to keep it fast, every iteration logged, a
-# checkpoint every 4, and a hook that writes each batch's images.
+# checkpoint every 4, a hook that writes each batch's images and one that
+# holds the run where a test kills it.
 CONFIG = '''_base_ = '{repo}/configs/demo/dist_deeplabv3_r18_toy.py'
 custom_imports = dict(imports=['mmdist', 'tests.record_batches'],
                       allow_failed_imports=False)
-custom_hooks = [dict(type='TestRecordBatchesHook')]
+custom_hooks = [dict(type='TestRecordBatchesHook'), dict(type='TestPauseHook')]
 model = dict(
     teacher=dict(cfg_path='{repo}/configs/demo/deeplabv3_r18_toy.py'),
     teacher_ckpt=None)
@@ -151,3 +152,38 @@ def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
     expected = losses(whole)
     assert last_run_losses(resumed) == {i: expected[i]
                                         for i in range(5, ITERS + 1)}
+
+
+@pytest.mark.parametrize('mode', ['fast', 'replay'])
+def test_kill_while_saving_leaves_a_checkpoint_to_resume_from(
+        mode, config, never_killed, tmp_path):
+    """Killed in the save of iter_8.pth, keeping one checkpoint: MMEngine's
+    CheckpointHook (left in place by resume_mode=replay) has deleted
+    iter_4.pth already and last_checkpoint names it, so --resume fails;
+    mmdist's AtomicCheckpointHook still has it, whole, and the run resumes
+    from it to the losses of the run that was never killed."""
+    killed = str(tmp_path / 'killed')
+    args = [config, '--work-dir', killed, *workers(0),
+            'default_hooks.checkpoint.max_keep_ckpts=1', f'resume_mode={mode}']
+    assert kill_during(killed, args, ITERS, env=ENV,
+                       in_save=True) == -signal.SIGKILL
+    with open(osp.join(killed, 'last_checkpoint')) as f:
+        assert f.read() == osp.join(killed, 'iter_4.pth')
+    assert not osp.exists(osp.join(killed, f'iter_{ITERS}.pth'))
+    resumed = run_tool(['tools/train.py', *args, '--resume'], env=ENV,
+                       check=mode == 'fast')
+    if mode == 'replay':
+        assert not osp.exists(osp.join(killed, 'iter_4.pth'))
+        assert resumed.returncode != 0
+        assert 'iter_4.pth can not be found' in resumed.stderr
+        return
+    assert 'Resuming at iteration 4' in resumed.stdout + resumed.stderr
+    expected = losses(never_killed[0])
+    after = last_run_losses(killed)
+    assert sorted(after) == list(range(5, ITERS + 1))
+    assert {i: expected[i] for i in after} == after
+    # One checkpoint kept, whole; nothing half-written left.
+    saved = sorted(n for n in os.listdir(killed) if '.pth' in n)
+    assert saved == [f'iter_{ITERS}.pth']
+    with open(osp.join(killed, 'last_checkpoint')) as f:
+        assert f.read() == osp.join(killed, f'iter_{ITERS}.pth')

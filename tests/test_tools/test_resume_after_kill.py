@@ -35,28 +35,43 @@ def state(path):
     return torch.load(path, map_location='cpu', weights_only=False)
 
 
+# mmdist's config as a user's config over it, with the hook that holds the
+# run where the test kills it (it does nothing unless asked).
+PAUSABLE = '''_base_ = '{repo}/{config}'
+custom_imports = dict(imports=['mmdist', 'tests.record_batches'],
+                      allow_failed_imports=False)
+custom_hooks = [dict(type='TestPauseHook')]
+'''
+ENV = dict(PYTHONPATH=REPO)  # tests.record_batches
+
+
 @pytest.mark.parametrize('config', [
     'configs/dist_retinanet_r50_coco.py',
     'configs/dist_mimic_retinanet_r50_coco.py'
 ])
 def test_killed_run_resumes_with_the_same_losses(config, coco_root,
                                                  teacher_ckpt, tmp_path):
+    pausable = tmp_path / osp.basename(config)
+    pausable.write_text(PAUSABLE.format(repo=REPO, config=config))
+    config = str(pausable)
     args = ['--cfg-options', *options(coco_root, teacher_ckpt)]
     never_killed = str(tmp_path / 'never_killed')
-    run_tool(['tools/train.py', config, '--work-dir', never_killed, *args])
+    run_tool(['tools/train.py', config, '--work-dir', never_killed, *args],
+             env=ENV)
     expected = losses(never_killed)
     assert sorted(expected) == list(range(1, ITERS + 1))
 
     killed = str(tmp_path / 'killed')
     # Iteration 3 is the first of epoch 2: the kill lands in epoch 2, after
     # epoch_1.pth and before epoch_2.pth.
-    returncode = kill_during(killed, [config, '--work-dir', killed, *args], 3)
+    returncode = kill_during(killed, [config, '--work-dir', killed, *args], 3,
+                             env=ENV)
     assert returncode == -signal.SIGKILL
     assert osp.isfile(osp.join(killed, 'epoch_1.pth'))
     assert not osp.exists(osp.join(killed, 'epoch_2.pth'))
 
     resumed = run_tool(['tools/train.py', config, '--work-dir', killed,
-                        '--resume', *args])
+                        '--resume', *args], env=ENV)
     assert 'resumed' in (resumed.stdout + resumed.stderr).lower()
     assert len(run_logs(killed)) == 2
     after = last_run_losses(killed)
@@ -99,7 +114,8 @@ def test_killed_run_resumes_with_the_same_losses(config, coco_root,
 RTMDET = '''_base_ = '{repo}/configs/dist_rtmdet_s_coco.py'
 custom_imports = dict(imports=['mmdist', 'tests.record_batches'],
                       allow_failed_imports=False)
-custom_hooks = _base_.custom_hooks + [dict(type='TestRecordBatchesHook')]
+custom_hooks = _base_.custom_hooks + [
+    dict(type='TestRecordBatchesHook'), dict(type='TestPauseHook')]
 model = dict(
     architecture=dict(backbone=dict(init_cfg=None)),
     teacher=dict(cfg_path='mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py',
@@ -147,16 +163,15 @@ def test_mosaic_and_mixup_resume_exactly(workers, coco_root, tmp_path):
     config.write_text(RTMDET.format(repo=REPO, root=coco_root,
                                     workers=workers,
                                     persistent=workers > 0))
-    env = dict(PYTHONPATH=REPO)
     never_killed = str(tmp_path / 'never_killed')
     run_tool(['tools/train.py', str(config), '--work-dir', never_killed],
-             env=env)
+             env=ENV)
     expected = losses(never_killed)
     assert sorted(expected) == list(range(1, ITERS + 1))
     killed = str(tmp_path / 'killed')
     args = [str(config), '--work-dir', killed]
-    assert kill_during(killed, args, 3, env=env) == -signal.SIGKILL
-    run_tool(['tools/train.py', *args, '--resume'], env=env)
+    assert kill_during(killed, args, 3, env=ENV) == -signal.SIGKILL
+    run_tool(['tools/train.py', *args, '--resume'], env=ENV)
     after = last_run_losses(killed)
     assert sorted(after) == list(range(3, ITERS + 1))
     assert 'distill.loss_cls' in after[3]
