@@ -6,7 +6,6 @@ import math
 import os.path as osp
 
 import pytest
-import torch
 
 from mmdist.datasets import SHAPE_CLASSES, make_coco
 from tests.utils import REPO, coco_options, read_scalars, run_tool
@@ -67,14 +66,8 @@ def test_teacher_from_own_config_then_distil(own_data, tmp_path):
     for key in ['distill.loss_cls'] + [f'distill.cls_l{i}' for i in range(5)]:
         assert all(math.isfinite(r[key]) for r in losses)
     # The teacher is the 3-class model of the user's config with its
-    # trained weights: unchanged in the distillation checkpoint, and scored
-    # at the first validation as in its own training run.
-    trained = torch.load(ckpt, map_location='cpu')['state_dict']
-    distilled = torch.load(osp.join(student_dir, 'epoch_1.pth'),
-                           map_location='cpu')['state_dict']
-    assert distilled['teacher.bbox_head.retina_cls.weight'].shape[0] == 9 * 3
-    for key, value in trained.items():
-        torch.testing.assert_close(distilled[f'teacher.{key}'], value)
+    # trained weights, scored at the first validation as in its own
+    # training run.
     val = [r for r in rows if 'coco/bbox_mAP' in r][0]
     assert val['teacher/coco/bbox_mAP'] == teacher_val['coco/bbox_mAP']
     assert val['teacher/coco/bbox_mAP_50'] == teacher_val['coco/bbox_mAP_50']

@@ -77,24 +77,17 @@ def _load(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def test_student_learns_and_teacher_stays_frozen(trained, teacher_ckpt):
+def test_student_learns_and_the_teacher_is_not_saved(trained):
     first = _load(osp.join(trained['work_dir'], 'iter_1.pth'))['state_dict']
     second = _load(osp.join(trained['work_dir'], 'iter_2.pth'))['state_dict']
-    teacher = _load(teacher_ckpt)['state_dict']
     student_keys = [k for k in first if k.startswith('architecture.')
                     and first[k].is_floating_point()]
     assert student_keys
     changed = [k for k in student_keys if not torch.equal(first[k], second[k])]
     assert any('bbox_head.retina_cls' in k for k in changed)
     assert any('backbone' in k for k in changed)
-    # Every teacher tensor, BN running statistics included, is the one
-    # loaded from the checkpoint.
-    for ckpt in (first, second):
-        teacher_in_ckpt = {k[len('teacher.'):]: v for k, v in ckpt.items()
-                           if k.startswith('teacher.')}
-        assert teacher_in_ckpt.keys() == teacher.keys()
-        for k, v in teacher.items():
-            assert torch.equal(teacher_in_ckpt[k], v), k
+    # The teacher, loaded from teacher_ckpt, is not saved again.
+    assert not any(k.startswith('teacher.') for k in first)
 
 
 def test_resume_continues_from_the_last_checkpoint(trained):

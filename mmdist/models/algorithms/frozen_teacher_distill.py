@@ -152,6 +152,26 @@ def check_finite(distiller: nn.Module, losses: Dict[str, Tensor]) -> None:
         'applied to the weights.')
 
 
+def _leave_out_teacher(module: nn.Module, state_dict: dict, prefix: str,
+                       local_metadata: dict) -> None:
+    """State-dict hook: a teacher loaded from ``teacher_ckpt`` is not
+    saved again (building the model loads it, on resume too)."""
+    if module.teacher_ckpt:
+        for key in [k for k in state_dict
+                    if k.startswith(prefix + 'teacher.')]:
+            del state_dict[key]
+
+
+def _keep_loaded_teacher(module: nn.Module, state_dict: dict, prefix: str,
+                         *args) -> None:
+    """Load pre-hook: a checkpoint without the teacher's weights leaves the
+    teacher as it is; one with them (older mmdist, MMRazor) loads them."""
+    teacher = prefix + 'teacher.'
+    if not any(k.startswith(teacher) for k in state_dict):
+        for name, value in module.teacher.state_dict().items():
+            state_dict[teacher + name] = value
+
+
 @MODELS.register_module()
 class FrozenTeacherDistill(SingleTeacherDistill):
     """MMRazor's SingleTeacherDistill with a frozen, forward-only teacher.
@@ -168,7 +188,11 @@ class FrozenTeacherDistill(SingleTeacherDistill):
     The teacher checkpoint is loaded strictly, and student and teacher must
     predict the same classes and normalise images alike (the teacher reads
     the student's preprocessed batch): all are checked when the model is
-    built, before training starts.
+    built, before training starts. Checkpoints (and an EMA copy's) leave
+    out a teacher that ``teacher_ckpt`` gives, which building the model
+    loads again: an X101 teacher would otherwise double the size of every
+    checkpoint of an R50 student. A checkpoint with the teacher's weights
+    still loads them.
 
     Under ``--amp`` the teacher runs inside the same autocast as the
     student. ``teacher_precision`` runs the teacher alone under autocast in
@@ -234,6 +258,8 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             self.teacher._is_init = True
         self.teacher.requires_grad_(False)
         self.teacher.eval()
+        self.register_state_dict_post_hook(_leave_out_teacher)
+        self.register_load_state_dict_pre_hook(_keep_loaded_teacher)
 
     def teacher_forward(self, inputs: Tensor,
                         data_samples: Optional[List[BaseDataElement]]) -> None:

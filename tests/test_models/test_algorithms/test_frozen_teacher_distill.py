@@ -88,6 +88,46 @@ def test_teacher_is_frozen_and_stays_in_eval():
     assert torch.equal(bn.running_mean, before)
 
 
+def test_checkpoints_leave_out_a_teacher_from_teacher_ckpt(tmp_path):
+    """A teacher loaded from teacher_ckpt is not saved (building loads it);
+    a state dict without it loads strictly and keeps the loaded teacher; one
+    with it (older mmdist, MMRazor) loads it; a teacher without
+    teacher_ckpt is saved."""
+    from mmengine.model import ExponentialMovingAverage
+    torch.manual_seed(0)
+    random_teacher = build()
+    assert random_teacher.teacher_ckpt is None
+    saved = random_teacher.state_dict()
+    teacher_keys = {k for k in saved if k.startswith('teacher.')}
+    assert teacher_keys
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=random_teacher.teacher.state_dict()), ckpt)
+
+    model = build(teacher_ckpt=ckpt)
+    state = model.state_dict()
+    assert set(state) == set(saved) - teacher_keys
+    assert any(k.startswith('architecture.') for k in state)
+    # The EMA copy (mmdet's and mmpretrain's EMAHook) leaves it out too.
+    ema = ExponentialMovingAverage(model)
+    assert not any(k.startswith('module.teacher.') for k in ema.state_dict())
+
+    other = build(teacher_ckpt=ckpt)
+    with torch.no_grad():
+        for p in other.student.parameters():
+            p.add_(1)
+    model.load_state_dict(other.state_dict(), strict=True)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, other.state_dict()[name])
+    for name, value in model.teacher.state_dict().items():
+        torch.testing.assert_close(value, saved['teacher.' + name])
+    # Teacher weights in the checkpoint are loaded.
+    changed = {k: v + 1 if v.is_floating_point() else v
+               for k, v in saved.items()}
+    model.load_state_dict(changed, strict=True)
+    for name, value in model.teacher.state_dict().items():
+        torch.testing.assert_close(value, changed['teacher.' + name])
+
+
 def test_gradients_reach_the_student_only():
     model = build()
     model.train()
