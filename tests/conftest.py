@@ -1,9 +1,25 @@
 """Shared fixtures (generated data sets, a module's scratch folder, the
 RetinaNet teacher) and the ``gpu`` marker."""
 import shutil
+import tempfile
 
 import pytest
 import torch
+
+# Peak disk use of pytest's temporary folder over the whole suite, measured
+# (the end-to-end tests write checkpoints of a few hundred MB).
+SUITE_DISK_GB = 3
+
+
+def pytest_report_header(config):
+    """Say how much disk the temporary folder has and the suite needs: a
+    full disk shows up as an odd torch.save error (unexpected pos)."""
+    free = shutil.disk_usage(tempfile.gettempdir()).free / 2**30
+    line = (f'temporary folder {tempfile.gettempdir()}: {free:.1f} GB free, '
+            f'the suite needs about {SUITE_DISK_GB} GB')
+    if free < SUITE_DISK_GB:
+        line += ' -- free some, or point TMPDIR at a larger disk'
+    return line
 
 
 def pytest_collection_modifyitems(config, items):
