@@ -52,9 +52,9 @@ def cityscapes_root(tmp_path_factory) -> str:
 def module_tmp(tmp_path_factory):
     """``make(name)``: a new folder that lives as long as the test module.
 
-    A module's checkpoints (hundreds of MB each, the X101 teachers inside
-    the distillation ones) go when its last test is done, so the suite
-    needs the disk of one module at a time, not of all of them.
+    A module's checkpoints (hundreds of MB each) go when its last test is
+    done, so the suite needs the disk of one module at a time, not of all
+    of them.
     """
     made = []
 

@@ -26,7 +26,7 @@ def options(coco_root, teacher_ckpt):
         'train_cfg.max_epochs=3', 'train_cfg.val_interval=10',
         'randomness.seed=0', 'randomness.deterministic=True',
         'default_hooks.checkpoint.interval=1',
-        # Each checkpoint holds the X101 teacher: keep the disk use down.
+        # Checkpoints of an R50 RetinaNet are 300 MB: keep the disk use down.
         'default_hooks.checkpoint.max_keep_ckpts=1'
     ]
 
