@@ -252,6 +252,11 @@ SEEDED_SAMPLERS = {
 }
 
 
+def _type_name(cfg: Optional[dict]) -> str:
+    """The class name of a config's ``type``, without its scope."""
+    return str((cfg or {}).get('type', '')).split('.')[-1]
+
+
 def make_resumable(cfg: Config) -> None:
     """Make a training run resume exactly, and in seconds, in place.
 
@@ -280,18 +285,17 @@ def make_resumable(cfg: Config) -> None:
     if mode == 'replay' or not loader or not train_cfg:
         return
     checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
-    if checkpoint and str(checkpoint.get('type')).split(
-            '.')[-1] == 'CheckpointHook':
+    if _type_name(checkpoint) == 'CheckpointHook':
         checkpoint.type = 'mmdist.AtomicCheckpointHook'
         checkpoint.pop('_scope_', None)
-    loop = str(train_cfg.get('type', '')).split('.')[-1]
+    loop = _type_name(train_cfg)
     # MMEngine builds an IterBasedTrainLoop for by_epoch=False, no type.
     if loop == 'IterBasedTrainLoop' or (
             not loop and train_cfg.get('by_epoch') is False):
         train_cfg.pop('by_epoch', None)
         train_cfg.type = 'mmdist.ResumableIterBasedTrainLoop'
     sampler = loader.get('sampler') or {}
-    seeded = SEEDED_SAMPLERS.get(str(sampler.get('type', '')).split('.')[-1])
+    seeded = SEEDED_SAMPLERS.get(_type_name(sampler))
     if seeded and loader.get('dataset'):
         sampler.type = seeded
         sampler.pop('_scope_', None)
