@@ -17,15 +17,21 @@ PLAIN_BN = [f'model.{side}.{module}.norm_cfg.type=BN'
             for module in ('backbone', 'decode_head', 'auxiliary_head')]
 
 
+def tool_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """This process's environment for a tool: warnings off, 2 threads, and
+    ``env`` on top."""
+    return dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
+                **(env or {}))
+
+
 def run_tool(args: Sequence[str], check: bool = True, timeout: int = 900,
              env: Optional[Dict[str, str]] = None
              ) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repository root (``env``: variables
     to set on top of this process's)."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
-               **(env or {}))
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, *args], cwd=REPO,
+                          env=tool_env(env), capture_output=True, text=True,
+                          timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f'{" ".join(args)} failed ({proc.returncode}):\n'
@@ -33,20 +39,21 @@ def run_tool(args: Sequence[str], check: bool = True, timeout: int = 900,
     return proc
 
 
+def run_logs(work_dir: str) -> List[str]:
+    """The scalar log of each run under ``work_dir``, oldest first
+    (<timestamp>.json from LoggerHook; scalars.json repeats it)."""
+    return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', '2*.json')))
+
+
+def read_log(path: str) -> List[Dict[str, float]]:
+    """The rows of one scalar log."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def read_scalars(work_dir: str) -> List[Dict[str, float]]:
     """The train/val scalars MMEngine logged under ``work_dir``."""
-    rows = []
-    # <timestamp>.json from LoggerHook (scalars.json repeats it).
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          '2*.json'))):
-        with open(path) as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
-
-
-def run_logs(work_dir: str) -> List[str]:
-    """The scalar log of each run under ``work_dir``, oldest first."""
-    return sorted(glob.glob(osp.join(work_dir, '2*', 'vis_data', '2*.json')))
+    return [row for path in run_logs(work_dir) for row in read_log(path)]
 
 
 def losses(work_dir: Optional[str], rows: Optional[List[dict]] = None
@@ -62,8 +69,7 @@ def losses(work_dir: Optional[str], rows: Optional[List[dict]] = None
 def last_run_losses(work_dir: str) -> Dict[int, Dict[str, float]]:
     """:func:`losses` of the newest run under ``work_dir`` alone (after a
     resume, the resumed run's)."""
-    with open(run_logs(work_dir)[-1]) as f:
-        return losses(None, [json.loads(line) for line in f])
+    return losses(None, read_log(run_logs(work_dir)[-1]))
 
 
 def batches(work_dir: str) -> Dict[tuple, list]:
@@ -84,10 +90,10 @@ def kill_during(work_dir: str, args: Sequence[str], iteration: int,
     code."""
     from tests.record_batches import PAUSED
     name = 'TEST_PAUSE_IN_SAVE_OF_ITER' if in_save else 'TEST_PAUSE_AFTER_ITER'
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
-               **{name: str(iteration)}, **(env or {}))
     proc = subprocess.Popen([sys.executable, 'tools/train.py', *args],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            cwd=REPO, env=tool_env({name: str(iteration),
+                                                    **(env or {})}),
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + timeout
     try:
