@@ -13,11 +13,30 @@ the mask one channel per tap, and a sample at ``(h, w)`` reads zero once
 ``h <= -1``, ``h >= H``, ``w <= -1`` or ``w >= W`` (bilinear weights on the
 pixels inside in between).
 
+Two things differ from torchvision and follow mmcv's kernels:
+
+- **The offset gradient at the border.** mmcv's coordinate weight
+  (``get_coordinate_weight``, ``dmcn_get_coordinate_weight``) is zero for a
+  sample on or past the border (``h <= -1``, ``h >= H``, ``w <= -1``,
+  ``w >= W``); torchvision's is not at ``h == -1`` or ``w == -1``. Every DCN
+  layer starts with zero offsets, and with padding its border taps sit
+  exactly there, so the offset gradient of those taps is zeroed here.
+- **DCNv2's offset and mask buffers.** mmcv's DCNv2 kernel never checks
+  their size: it reads each image's buffer with the output's geometry,
+  the first ``C * H_out * W_out`` values in ``(C, H, W)`` order. DyHead
+  relies on it: it predicts offsets and masks on one pyramid level and
+  passes them to the DCN of the next coarser level, whose output is half
+  as large, and its zoo weights were trained on what mmcv read. A buffer
+  with fewer values than that is refused. DCNv1's kernel checks the shape,
+  and so does its version here.
+
 Gradient buffers are filled as mmcv's kernels fill them (its wrappers pass
 them zeroed): the input, weight and bias gradients are added
 (``atomicAdd``/``addmm_`` into the buffer), the offset and mask gradients
-written over. ``im2col_step`` only sets how many images mmcv's kernel
-unfolds at once and changes no result; torchvision chooses its own.
+written over (for a DCNv2 buffer larger than what was read, the values
+past it are left as they are). ``im2col_step`` only sets how many images
+mmcv's kernel unfolds at once and changes no result; torchvision chooses
+its own.
 
 Half-precision inputs (``--amp``) are computed in float32 and written back
 in the buffers' dtype.
@@ -41,10 +60,22 @@ class _Geometry(NamedTuple):
     deform_groups: int
 
 
+def _output_size(input: Tensor, geo: _Geometry) -> Tuple[int, int]:
+    """``(H_out, W_out)`` of the convolution, as mmcv's kernels compute it."""
+    return tuple(
+        (input.size(2 + d) + 2 * geo.padding[d] - geo.dilation[d] *
+         (geo.kernel[d] - 1) - 1) // geo.stride[d] + 1 for d in (0, 1))
+
+
 def _check(op: str, input: Tensor, offset: Tensor, mask: Optional[Tensor],
-           weight: Tensor, bias: Optional[Tensor], geo: _Geometry) -> None:
+           weight: Tensor, bias: Optional[Tensor], geo: _Geometry,
+           modulated: bool = False) -> None:
     """Raise ValueError where mmcv's kernel would refuse (or silently
-    misread) the shapes; torchvision infers groups from them instead."""
+    misread) the shapes; torchvision infers groups from them instead.
+
+    DCNv1's offset must be ``(N, 2 * taps, H_out, W_out)``; DCNv2's offset
+    and mask buffers need only hold that many values per image
+    (:func:`_read_as_output`)."""
     kernel_h, kernel_w = geo.kernel
     if input.dim() != 4 or weight.dim() != 4:
         raise ValueError(
@@ -66,50 +97,134 @@ def _check(op: str, input: Tensor, offset: Tensor, mask: Optional[Tensor],
             f'{op}: deform_groups={dgroups} must divide the {channels} '
             'input channels')
     taps = dgroups * kernel_h * kernel_w
-    if offset.dim() != 4 or offset.size(1) != 2 * taps:
+    out_h, out_w = _output_size(input, geo)
+    if modulated:
+        for name, buffer, rows in (('offset', offset, 2 * taps),
+                                   ('mask', mask, taps)):
+            if (buffer.dim() != 4 or buffer.size(0) != input.size(0)
+                    or buffer[0].numel() < rows * out_h * out_w):
+                raise ValueError(
+                    f'{op}: {name} {tuple(buffer.shape)} must be (N = '
+                    f'{input.size(0)}, {rows}, H_out = {out_h}, W_out = '
+                    f'{out_w}), or a 4-D buffer of N images holding at '
+                    f'least {rows} x {out_h} x {out_w} values each (mmcv '
+                    f"reads each image's buffer with the output's geometry)")
+    elif (offset.dim() != 4 or offset.size(1) != 2 * taps
+          or tuple(offset.shape[2:]) != (out_h, out_w)
+          or offset.size(0) != input.size(0)):
         raise ValueError(
-            f'{op}: offset {tuple(offset.shape)} must be (N, 2 * '
-            f'deform_groups * kH * kW = {2 * taps}, H_out, W_out): one (dy, '
-            f'dx) pair per kernel tap and deformable group')
-    if mask is not None and (mask.dim() != 4 or mask.size(1) != taps):
-        raise ValueError(
-            f'{op}: mask {tuple(mask.shape)} must be (N, deform_groups * kH '
-            f'* kW = {taps}, H_out, W_out)')
+            f'{op}: offset {tuple(offset.shape)} must be (N = '
+            f'{input.size(0)}, 2 * deform_groups * kH * kW = {2 * taps}, '
+            f'H_out = {out_h}, W_out = {out_w}): one (dy, dx) pair per '
+            'kernel tap and deformable group at each output position')
     if bias is not None and bias.shape != (weight.size(0), ):
         raise ValueError(
             f'{op}: bias {tuple(bias.shape)} must be (C_out,) = '
             f'({weight.size(0)},), or with_bias=False')
 
 
+def _read_as_output(buffer: Tensor, rows: int,
+                    out_size: Tuple[int, int]) -> Tensor:
+    """What mmcv's DCNv2 kernel reads of an offset or mask buffer: each
+    image's first ``rows * H_out * W_out`` values, in ``(C, H, W)`` order,
+    as ``(rows, H_out, W_out)`` (the buffer itself when it has that
+    shape)."""
+    shape = (buffer.size(0), rows, *out_size)
+    if tuple(buffer.shape) == shape:
+        return buffer
+    return buffer.flatten(1)[:, :rows * out_size[0] * out_size[1]].view(shape)
+
+
 def _conv(input: Tensor, offset: Tensor, weight: Tensor,
           mask: Optional[Tensor], bias: Optional[Tensor],
           geo: _Geometry) -> Tensor:
-    """torchvision's deformable convolution in float32 or wider."""
+    """torchvision's deformable convolution in float32 or wider, reading
+    the offset and mask as mmcv's kernels do."""
     from torchvision.ops import deform_conv2d
     dtype = compute_dtype(input.dtype)
     cast = [None if t is None else t.to(dtype)
             for t in (input, offset, weight, mask, bias)]
     input, offset, weight, mask, bias = cast
+    out_size = _output_size(input, geo)
+    taps = geo.deform_groups * geo.kernel[0] * geo.kernel[1]
+    offset = _read_as_output(offset, 2 * taps, out_size)
+    if mask is not None:
+        mask = _read_as_output(mask, taps, out_size)
     return deform_conv2d(input, offset, weight, bias, stride=geo.stride,
                          padding=geo.padding, dilation=geo.dilation,
                          mask=mask)
 
 
+def _off_the_map(input: Tensor, offset: Tensor, geo: _Geometry) -> Tensor:
+    """Where a tap samples on or past the border of the input: ``(N,
+    taps, H_out, W_out)`` booleans, ``h <= -1 or h >= H or w <= -1 or
+    w >= W`` with ``h = y * stride - pad + i * dilation + dy`` computed in
+    the offset's dtype, as mmcv's kernels compute it."""
+    (kernel_h, kernel_w), taps = geo.kernel, geo.deform_groups * \
+        geo.kernel[0] * geo.kernel[1]
+    out_h, out_w = _output_size(input, geo)
+    offset = _read_as_output(offset, 2 * taps, (out_h, out_w)).unflatten(
+        1, (geo.deform_groups, kernel_h, kernel_w, 2))
+    positions = []
+    for d, (out, kernel) in enumerate(((out_h, kernel_h), (out_w, kernel_w))):
+        start = torch.arange(out, device=offset.device) * geo.stride[d] \
+            - geo.padding[d]
+        tap = torch.arange(kernel, device=offset.device) * geo.dilation[d]
+        grid = (start[None, :] + tap[:, None]).to(offset.dtype)
+        # (kernel, out) -> broadcast over (N, g, kh, kw, H_out, W_out)
+        grid = grid[:, None, :, None] if d == 0 else grid[None, :, None, :]
+        positions.append(grid + offset[:, :, :, :, d])
+    h, w = positions
+    outside = (h <= -1) | (h >= input.size(2)) | (w <= -1) | \
+        (w >= input.size(3))
+    return outside.flatten(1, 3)
+
+
 def _grads(grad_output: Tensor, tensors: Dict[str, Optional[Tensor]],
            wanted: Sequence[str], geo: _Geometry) -> Dict[str, Tensor]:
     """Gradients of ``<output, grad_output>`` w.r.t. the ``wanted`` ones of
-    ``tensors`` (keyword arguments of :func:`_conv`)."""
+    ``tensors`` (keyword arguments of :func:`_conv`). The offset gradient
+    is mmcv's: zero for taps that sample on or past the border, and
+    ``(N, 2 * taps, H_out, W_out)`` as read (see :func:`_write_read`)."""
     dtype = compute_dtype(tensors['input'].dtype)
+    taps = geo.deform_groups * geo.kernel[0] * geo.kernel[1]
+    out_size = _output_size(tensors['input'], geo)
     with torch.enable_grad():
         leaves = {
             name: None if t is None else
             t.detach().to(dtype).requires_grad_(name in wanted)
             for name, t in tensors.items()
         }
+        # Differentiate w.r.t. what the kernel reads, not the whole buffer.
+        for name, rows in (('offset', 2 * taps), ('mask', taps)):
+            if leaves[name] is not None:
+                leaves[name] = _read_as_output(
+                    leaves[name].detach(), rows,
+                    out_size).requires_grad_(name in wanted)
         output = _conv(geo=geo, **leaves)
-        grads = torch.autograd.grad(output, [leaves[n] for n in wanted],
-                                    grad_output.to(dtype))
-    return dict(zip(wanted, grads))
+        grads = dict(zip(wanted, torch.autograd.grad(
+            output, [leaves[n] for n in wanted], grad_output.to(dtype))))
+    if 'offset' in grads:
+        outside = _off_the_map(leaves['input'], leaves['offset'], geo)
+        grads['offset'] = grads['offset'].unflatten(1, (taps, 2)).masked_fill(
+            outside[:, :, None], 0).flatten(1, 2)
+    return grads
+
+
+def _write_read(buffer: Tensor, values: Tensor) -> None:
+    """Write the gradient of what :func:`_read_as_output` read over the
+    values it read from ``buffer``, leaving the rest, as mmcv's kernels
+    write only those."""
+    if values.shape == buffer.shape:
+        buffer.copy_(values)
+        return
+    count = values[0].numel()
+    if buffer.is_contiguous():
+        buffer.view(buffer.size(0), -1)[:, :count].copy_(values.flatten(1))
+    else:
+        flat = buffer.flatten(1).clone()
+        flat[:, :count] = values.flatten(1)
+        buffer.copy_(flat.view(buffer.shape))
 
 
 def _v1_geometry(kW: int, kH: int, dW: int, dH: int, padW: int, padH: int,
@@ -268,7 +383,7 @@ def modulated_deform_conv_forward(
                        dilation_h, dilation_w, group, deformable_group)
     bias = bias if with_bias else None
     _check('modulated_deform_conv_forward', input, offset, mask, weight, bias,
-           geo)
+           geo, modulated=True)
     output.copy_(_conv(input, offset, weight, mask, bias, geo))
 
 
@@ -307,7 +422,7 @@ def modulated_deform_conv_backward(
                        dilation_h, dilation_w, group, deformable_group)
     bias = bias if with_bias else None
     _check('modulated_deform_conv_backward', input, offset, mask, weight,
-           bias, geo)
+           bias, geo, modulated=True)
     wanted = ('input', 'offset', 'mask', 'weight') + (('bias', )
                                                       if with_bias else ())
     grads = _grads(
@@ -318,5 +433,5 @@ def modulated_deform_conv_backward(
     grad_weight.add_(grads['weight'])
     if with_bias:
         grad_bias.add_(grads['bias'])
-    grad_offset.copy_(grads['offset'])
-    grad_mask.copy_(grads['mask'])
+    _write_read(grad_offset, grads['offset'])
+    _write_read(grad_mask, grads['mask'])

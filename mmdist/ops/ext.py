@@ -17,8 +17,9 @@ from typing import Callable, Dict, Tuple
 
 from torch import Tensor
 
-from . import (FULL_MMCV_HINT, deform_conv, focal_loss, ms_deform_attn, nms,
-               roi_align, roi_pool)
+from . import (FULL_MMCV_HINT, bbox_overlaps, carafe, deform_conv,
+               deform_roi_pool, focal_loss, masked_conv, ms_deform_attn, nms,
+               nms_match, psamask, roi_align, roi_pool, softnms)
 
 #: ``_ext`` function name -> its torch/torchvision implementation.
 OPS: Dict[str, Callable] = {
@@ -40,6 +41,19 @@ OPS: Dict[str, Callable] = {
     deform_conv.modulated_deform_conv_backward,
     'ms_deform_attn_forward': ms_deform_attn.ms_deform_attn_forward,
     'ms_deform_attn_backward': ms_deform_attn.ms_deform_attn_backward,
+    'psamask_forward': psamask.psamask_forward,
+    'psamask_backward': psamask.psamask_backward,
+    'deform_roi_pool_forward': deform_roi_pool.deform_roi_pool_forward,
+    'deform_roi_pool_backward': deform_roi_pool.deform_roi_pool_backward,
+    'carafe_forward': carafe.carafe_forward,
+    'carafe_backward': carafe.carafe_backward,
+    'carafe_naive_forward': carafe.carafe_naive_forward,
+    'carafe_naive_backward': carafe.carafe_naive_backward,
+    'masked_im2col_forward': masked_conv.masked_im2col_forward,
+    'masked_col2im_forward': masked_conv.masked_col2im_forward,
+    'softnms': softnms.softnms,
+    'nms_match': nms_match.nms_match,
+    'bbox_overlaps': bbox_overlaps.bbox_overlaps,
 }
 
 

@@ -8,7 +8,8 @@ from mmdist.ops.ext import OPS
 
 # mmcv's modules whose wrappers call the ops that mmdist implements.
 _WRAPPERS = ('deform_conv', 'modulated_deform_conv', 'focal_loss',
-             'roi_pool', 'roi_align', 'nms', 'multi_scale_deform_attn')
+             'roi_pool', 'roi_align', 'nms', 'multi_scale_deform_attn',
+             'psa_mask', 'deform_roi_pool', 'carafe', 'masked_conv', 'bbox')
 
 
 @pytest.fixture

@@ -1,7 +1,11 @@
 """mmdist.ops.deform_conv through mmcv's own DCNv1/DCNv2 wrappers, against
-torchvision's deform_conv2d with autograd and, for zero offsets, against
-F.conv2d."""
+torchvision's deform_conv2d with autograd, against F.conv2d for zero
+offsets, and, for the offset gradient, against mmcv's coordinate weight
+written out (zero on and past the border, where torchvision's is not)."""
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -256,3 +260,145 @@ def test_wrong_groups_name_the_mismatch():
         deform_conv.deform_conv_forward(
             x, weight, offset, output, empty, empty,
             **dict(conv_args(t), deformable_group=2))
+
+
+def coordinate_weight(h, w, plane, direction):
+    """mmcv's coordinate weight (``dmcn_get_coordinate_weight`` in its
+    kernels) written out: the derivative of the bilinear sample at ``(h,
+    w)`` along the height (0) or width (1), zero on or past the border."""
+    height, width = plane.shape
+    if h <= -1 or h >= height or w <= -1 or w >= width:
+        return 0.0
+    h_low, w_low = math.floor(h), math.floor(w)
+    total = 0.0
+    for dh in (0, 1):
+        for dw in (0, 1):
+            y, x = h_low + dh, w_low + dw
+            if not (0 <= y < height and 0 <= x < width):
+                continue
+            # d/dh of the bilinear weight of (y, x), or d/dw.
+            along_h = (1 if dh else -1) * (1 - abs(w - x))
+            along_w = (1 if dw else -1) * (1 - abs(h - y))
+            total += (along_h if direction == 0 else along_w) * plane[y, x]
+    return total
+
+
+def offset_gradient_reference(x, offset, mask, weight, grad_out, stride,
+                              padding, dilation):
+    """The offset gradient of DCN (v2, or v1 with a mask of ones) as mmcv's
+    kernels compute it, one value at a time (one group, one deformable
+    group)."""
+    batch, channels, _, _ = x.shape
+    _, _, kernel_h, kernel_w = weight.shape
+    out_h, out_w = grad_out.shape[2:]
+    # Gradient w.r.t. the sampled columns: (N, C, kh, kw, H_out, W_out).
+    columns = torch.einsum('ockl,nohw->ncklhw', weight.double(),
+                           grad_out.double()).numpy()
+    x, offset, mask = (t.detach().double().numpy() for t in (x, offset, mask))
+    grad = np.zeros((batch, 2 * kernel_h * kernel_w, out_h, out_w))
+    for n, i, j, oy, ox in np.ndindex(batch, kernel_h, kernel_w, out_h,
+                                      out_w):
+        tap = i * kernel_w + j
+        h = oy * stride - padding + i * dilation + offset[n, 2 * tap, oy, ox]
+        w = ox * stride - padding + j * dilation + offset[n, 2 * tap + 1, oy,
+                                                          ox]
+        for direction in (0, 1):
+            grad[n, 2 * tap + direction, oy, ox] = sum(
+                columns[n, c, i, j, oy, ox] *
+                coordinate_weight(h, w, x[n, c], direction) *
+                mask[n, tap, oy, ox] for c in range(channels))
+    return torch.from_numpy(grad)
+
+
+@pytest.mark.parametrize('offsets', ['zero', 'whole pixels', 'random'])
+@pytest.mark.parametrize('modulated', [False, True])
+def test_offset_gradient_is_mmcvs_at_the_border(offsets, modulated):
+    # Zero offsets with padding put the border taps exactly on h == -1 or
+    # w == -1, where mmcv's coordinate weight is zero and torchvision's is
+    # not; whole-pixel offsets put taps on and past every border.
+    from mmcv.ops import deform_conv2d, modulated_deform_conv2d
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 5, 6, generator=g)
+    weight = torch.randn(4, 3, 3, 3, generator=g)
+    offset = {
+        'zero': torch.zeros(2, 18, 5, 6),
+        'whole pixels': torch.randint(-2, 3, (2, 18, 5, 6), generator=g)
+        .float(),
+        'random': torch.randn(2, 18, 5, 6, generator=g) * 2,
+    }[offsets].requires_grad_(True)
+    mask = torch.rand(2, 9, 5, 6, generator=g) if modulated else \
+        torch.ones(2, 9, 5, 6)
+    grad_out = torch.randn(2, 4, 5, 6, generator=g)
+    if modulated:
+        out = modulated_deform_conv2d(x, offset, mask, weight, None, 1, 1)
+    else:
+        out = deform_conv2d(x, offset, weight, 1, 1)
+    out.backward(grad_out)
+    expected = offset_gradient_reference(x, offset.detach(), mask, weight,
+                                         grad_out, 1, 1, 1)
+    torch.testing.assert_close(offset.grad.double(), expected, rtol=1e-5,
+                               atol=1e-5)
+    if offsets == 'zero':  # the top row's taps of the first output row
+        assert offset.grad.view(2, 3, 3, 2, 5, 6)[:, 0, :, :, 0].eq(0).all()
+        tv_offset = offset.detach().clone().requires_grad_(True)
+        tv = torchvision.ops.deform_conv2d(x, tv_offset, weight, padding=1,
+                                           mask=mask)
+        tv.backward(grad_out)
+        assert not torch.allclose(tv_offset.grad, offset.grad)
+
+
+def test_dcnv2_reads_a_larger_buffer_with_the_outputs_geometry():
+    # DyHead: offsets and mask predicted on a level of 8 x 10 drive the DCN
+    # of the next coarser level (4 x 5 output); mmcv reads each image's
+    # first C * 4 * 5 values of the buffer in (C, H, W) order.
+    from mmcv.ops import modulated_deform_conv2d
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 4, 4, 5, generator=g, dtype=torch.float64,
+                    requires_grad=True)
+    weight = torch.randn(3, 4, 3, 3, generator=g, dtype=torch.float64,
+                         requires_grad=True)
+    predicted = torch.randn(2, 27, 8, 10, generator=g, dtype=torch.float64,
+                            requires_grad=True)
+    offset, mask = predicted[:, :18], predicted[:, 18:].sigmoid()
+    out = modulated_deform_conv2d(x, offset, mask, weight, None, 1, 1)
+    assert out.shape == (2, 3, 4, 5)
+    read_offset = offset.detach().reshape(2, -1)[:, :18 * 20].reshape(
+        2, 18, 4, 5)
+    read_mask = mask.detach().reshape(2, -1)[:, :9 * 20].reshape(2, 9, 4, 5)
+    expected = torchvision.ops.deform_conv2d(x, read_offset, weight,
+                                             padding=1, mask=read_mask)
+    torch.testing.assert_close(out, expected)
+    grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    out.backward(grad_out)
+    grad = predicted.grad[:, :18].reshape(2, -1)
+    assert grad[:, 18 * 20:].eq(0).all()  # never read: no gradient
+    expected = offset_gradient_reference(
+        x.detach(), read_offset, read_mask, weight.detach(), grad_out, 1, 1,
+        1)
+    torch.testing.assert_close(grad[:, :18 * 20].view(2, 18, 4, 5), expected)
+
+
+def test_dcnv2_gradcheck_with_a_larger_buffer():
+    from mmcv.ops.modulated_deform_conv import ModulatedDeformConv2dFunction
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 1, 2, 3, generator=g, dtype=torch.float64)
+    weight = torch.randn(1, 1, 3, 3, generator=g, dtype=torch.float64)
+    predicted = torch.randn(1, 27, 3, 4, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda x, p, w: ModulatedDeformConv2dFunction.apply(
+            x, p[:, :18] * 0.7, p[:, 18:].sigmoid(), w, None, 1, 1),
+        [t.requires_grad_(True) for t in (x, predicted, weight)])
+
+
+def test_a_buffer_too_small_for_the_output_is_refused():
+    from mmcv.ops import deform_conv2d, modulated_deform_conv2d
+    x = torch.randn(2, 4, 8, 10)
+    weight = torch.randn(3, 4, 3, 3)
+    small = torch.zeros(2, 18, 4, 5)
+    with pytest.raises(ValueError, match=r'offset \(2, 18, 4, 5\) must be'
+                       r'.*at least 18 x 8 x 10 values'):
+        modulated_deform_conv2d(x, small, torch.ones(2, 9, 8, 10), weight,
+                                None, 1, 1)
+    # DCNv1's kernel checks the shape exactly, and so does mmdist's.
+    with pytest.raises(ValueError, match='H_out = 8, W_out = 10'):
+        deform_conv2d(x, torch.zeros(2, 18, 16, 20), weight, 1, 1)
