@@ -1,16 +1,19 @@
 """The paper's four settings as buildable models with generated batches,
 for the benchmarks and the tests (random weights, nothing downloaded)."""
-import contextlib
 import copy
 import os.path as osp
-from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import nn
 
+from mmdist.apis.check_ops import (generated_batch, predict_step,
+                                   record_mmcv_ops, train_step)
 from mmdist.registry import MODELS
+
+__all__ = ['SETTINGS', 'Setting', 'build_setting', 'make_batch',
+           'record_mmcv_ops', 'setting_config', 'train_and_predict']
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -120,76 +123,24 @@ def build_setting(setting: Setting, variant: str = 'mmdist',
 def make_batch(setting: Setting, batch_size: int = 2,
                image_size: Optional[Tuple[int, int]] = None,
                seed: int = 0) -> Dict[str, List]:
-    """A generated batch as a dataloader yields it (uint8 images and data
-    samples with ground truth), for ``model.train_step``.
-
-    Detection: mmdet's demo inputs, 5 boxes an image over 80 classes.
-    Segmentation: random labels of 19 classes with a band of 255.
-    """
-    height, width = image_size or setting.image_size
-    if setting.task == 'det':
-        from mmdet.testing import demo_mm_inputs
-        torch.manual_seed(seed)
-        return demo_mm_inputs(batch_size=batch_size,
-                              image_shapes=(3, height, width),
-                              num_items=[5] * batch_size, num_classes=80)
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    generator = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for _ in range(batch_size):
-        inputs.append(torch.randint(0, 256, (3, height, width),
-                                    dtype=torch.uint8, generator=generator))
-        label = torch.randint(0, 19, (1, height, width), generator=generator)
-        label[:, :height // 8] = 255
-        sample = SegDataSample(gt_sem_seg=PixelData(data=label))
-        sample.set_metainfo(dict(img_shape=(height, width),
-                                 pad_shape=(height, width),
-                                 ori_shape=(height, width)))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
-@contextlib.contextmanager
-def record_mmcv_ops() -> Iterator[Set[str]]:
-    """Record the names of mmcv's compiled ``_ext`` functions called inside
-    the block (the ops a model really uses)."""
-    import mmcv._ext as ext
-    called: Set[str] = set()
-    originals = {name: getattr(ext, name) for name in dir(ext)
-                 if not name.startswith('_')
-                 and callable(getattr(ext, name))}
-
-    def recorder(name, function):
-        def call(*args, **kwargs):
-            called.add(name)
-            return function(*args, **kwargs)
-        return call
-
-    for name, function in originals.items():
-        setattr(ext, name, recorder(name, function))
-    try:
-        yield called
-    finally:
-        for name, function in originals.items():
-            setattr(ext, name, function)
+    """A generated batch of the setting's task as a dataloader yields it
+    (:func:`mmdist.apis.check_ops.generated_batch`): 5 boxes an image over
+    80 classes, or labels of 19 classes with a band of 255."""
+    task = 'detection' if setting.task == 'det' else 'segmentation'
+    return generated_batch(task, batch_size, image_size or setting.image_size,
+                           80 if setting.task == 'det' else 19, seed,
+                           boxes=5)
 
 
 def train_and_predict(model: nn.Module, data: Dict[str, List]) -> Dict:
     """One training step (SGD) and one prediction on ``data``; returns the
     losses. Detectors keep every score (``score_thr=0``), so that their
     post-processing (NMS) runs even with random weights."""
-    from mmengine.optim import OptimWrapper
     student = getattr(model, 'student', model)
     for cfg in _test_cfgs(student):
         cfg.score_thr = 0.0
-    params = [p for p in model.parameters() if p.requires_grad]
-    wrapper = OptimWrapper(torch.optim.SGD(params, lr=1e-5))
-    losses = model.train_step(copy.deepcopy(data), wrapper)
-    model.eval()
-    with torch.no_grad():
-        model.val_step(copy.deepcopy(data))
-    model.train()
+    losses = train_step(model, data)
+    predict_step(model, data)
     return losses
 
 

@@ -1,6 +1,7 @@
 """On a CUDA GPU (scripts/gpu_check.sh): the four settings train through
 tools/train.py with validation, in float32 and with --amp; every mmcv op
-they call on CUDA has a torch version in mmdist; the DIST loss on CUDA
+they call on CUDA has a torch version in mmdist, and tools/check_ops.py
+runs the zoo families of the rarer ops on CUDA; the DIST loss on CUDA
 equals its CPU result. The stand-ins' values on CUDA are checked against
 mmcv's recorded kernels in tests/test_ops (``-m gpu``)."""
 import glob
@@ -107,6 +108,22 @@ def test_cuda_ops_of_each_setting_have_a_torch_version(setting):
                 'sigmoid_focal_loss_backward'} <= called
     if setting.name == 'faster_rcnn':
         assert {'nms', 'roi_align_forward', 'roi_align_backward'} <= called
+
+
+def test_check_ops_runs_every_family_on_cuda(module_tmp):
+    # tools/check_ops.py on CUDA: the paper's settings and the zoo
+    # families of the rarer ops predict and train, every op provided.
+    import json
+
+    from tests.test_tools.test_check_ops import FAMILIES
+    out = module_tmp('check_ops_cuda') / 'reports.json'
+    run_tool(['tools/check_ops.py', *FAMILIES, '--device', 'cuda', '--out',
+              str(out)])
+    for report in json.loads(out.read_text()):
+        assert report['ok'], report
+        assert report['missing'] == []
+        for name in FAMILIES[report['config']]:
+            assert 'cuda' in report['ops'][name], (report['config'], name)
 
 
 @pytest.mark.parametrize('activation,shape', [

@@ -1,31 +1,12 @@
-"""The mmcv ops that the paper's four settings call, found by running them:
-a training step and a prediction of each, on CPU. Every one must have a
-torch/torchvision version in mmdist.ops (tests/test_gpu repeats this on a
-GPU, where mmdet also calls mmcv's sigmoid focal loss)."""
-import pytest
-
+"""The mmcv ops that the teacher of the two-stage setting calls alone, as
+``tools/test.py --teacher`` runs it (the settings themselves, training and
+prediction, are checked through tools/check_ops.py in
+tests/test_tools/test_check_ops.py; tests/test_gpu repeats both on a GPU,
+where mmdet also calls mmcv's sigmoid focal loss)."""
 import mmdist  # noqa: F401
 from mmdist.ops.ext import OPS
 from mmdist.testing import (SETTINGS, build_setting, make_batch,
-                            record_mmcv_ops, train_and_predict)
-
-# Called by the settings on CPU, at the least (the inventory is not empty).
-EXPECTED = {
-    'retinanet': {'nms'},
-    'faster_rcnn': {'nms', 'roi_align_forward', 'roi_align_backward'},
-    'deeplabv3': set(),
-    'pspnet': set(),
-}
-
-
-@pytest.mark.parametrize('setting', SETTINGS, ids=lambda s: s.name)
-def test_every_mmcv_op_a_setting_calls_has_a_torch_version(setting):
-    size = (128, 128) if setting.task == 'det' else (64, 128)
-    model = build_setting(setting, 'mmdist', image_size=size)
-    with record_mmcv_ops() as called:
-        train_and_predict(model, make_batch(setting, 2, size))
-    assert EXPECTED[setting.name] <= called
-    assert called <= set(OPS), called - set(OPS)
+                            record_mmcv_ops)
 
 
 def test_the_cascade_mask_rcnn_teacher_alone_has_every_op():
