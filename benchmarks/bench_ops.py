@@ -8,6 +8,10 @@ called with the same ``_ext`` arguments on the same inputs.
   forward and backward;
 - the sigmoid focal loss over 20,000 anchors x 80 classes, forward and
   backward;
+- PSANet's mask (collect and distribute, forward and backward), soft-NMS
+  (linear and gaussian), NMS matching and box overlaps: the ops of the
+  zoo's rarer families that mmcv 2.1 has CPU kernels for (CARAFE, masked
+  convolution and deformable RoI pooling have CUDA kernels only);
 - the interpreter start-up with and without mmdist's ``.pth`` hook.
 
 The kernels need full mmcv: run it in an environment made with
@@ -99,6 +103,40 @@ def deform_conv_cases() -> Dict[str, Callable[[Dict], None]]:
                                      False),
         f'DCNv2 fwd + bwd {size}': run(v2, [x, offset, mask, weight, bias],
                                        True),
+    }
+
+
+def wrapper_cases() -> Dict[str, Callable[[Dict], None]]:
+    """Ops that mmcv 2.1 has CPU kernels for, through mmcv's wrappers (the
+    ops in ``mmcv._ext`` are swapped, see :class:`Swap`): PSANet's mask at
+    its Cityscapes size (97 x 97 windows over a 32 x 64 map, after the
+    head's shrink), soft-NMS, NMS matching (PISA) and box overlaps."""
+    from mmcv.ops import PSAMask, bbox_overlaps, nms_match, soft_nms
+    g = torch.Generator().manual_seed(0)
+    psa = torch.randn(2, 97 * 97, 32, 64, generator=g)
+    boxes, scores = detections(1000)
+    boxes_2k, scores_2k = detections(2000, seed=1)
+    dets = torch.cat([boxes_2k, scores_2k[:, None]], 1)
+
+    def psamask(kind):
+        def step(ops):
+            x = psa.clone().requires_grad_(True)
+            PSAMask(kind, (97, 97))(x).sum().backward()
+        return step
+
+    def softnms(method):
+        return lambda ops: soft_nms(boxes, scores, 0.3, 0.5, 1e-3, method)
+    return {
+        'PSAMask collect fwd + bwd (2 x 97*97 x 32 x 64)':
+        psamask('collect'),
+        'PSAMask distribute fwd + bwd (2 x 97*97 x 32 x 64)':
+        psamask('distribute'),
+        'soft-NMS linear, 1,000 boxes': softnms('linear'),
+        'soft-NMS gaussian, 1,000 boxes': softnms('gaussian'),
+        'nms_match, 2,000 boxes (IoU 0.5)':
+        lambda ops: nms_match(dets, 0.5),
+        'bbox_overlaps 1,000 x 1,000 (IoU)':
+        lambda ops: bbox_overlaps(boxes, boxes_2k[:1000]),
     }
 
 
@@ -195,6 +233,7 @@ def main(argv: Optional[List[str]] = None) -> None:
              for k, v in cases.items()}
     cases.update(roi_align_cases())
     cases.update(deform_conv_cases())
+    cases.update(wrapper_cases())
     focal_ours, focal_mmdet = focal_case()
 
     print('\n| op | mmcv kernel (ms) | mmdist stand-in (ms) | ratio |')
