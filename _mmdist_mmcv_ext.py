@@ -10,7 +10,19 @@ the path is always found first and used unchanged. The stand-in module
 imports nothing either: ``mmcv.ops`` only checks that the names exist, and
 an op's torch version (:mod:`mmdist.ops.ext`) is imported at its first call,
 when ``mmcv.ops`` has finished importing.
+
+It also lets MMEngine read mmdist's configs as ``mmdist::<file>.py``
+(``_base_``, ``mmengine.hub.get_config``, a teacher's ``cfg_path``) from
+the installed package, ``mmdist/.mim/configs``, as it reads
+``mmdet::...``: a second finder, first in ``sys.meta_path`` but answering
+only for two MMEngine modules, lets them load unchanged and then adds
+mmdist to their package table (and, for configs directly in that folder,
+to their path parsing, which wants ``<dir>/<file>``) and finds mmdist's
+folder for an editable install too. This has to happen at start-up:
+MMEngine resolves ``_base_`` before it imports a config's
+``custom_imports``. Nothing in site-packages is edited.
 """
+import os
 import sys
 
 _NAME = 'mmcv._ext'
@@ -70,11 +82,113 @@ class StandInFinder:
         module.__getattr__ = __getattr__
 
 
+_PACKAGE = 'mmdist'
+_PREFIX = _PACKAGE + '::'
+# Where MMEngine binds its own functions by name, besides their modules.
+_BINDERS = ('mmengine.utils', 'mmengine.config.config', 'mmengine.hub.hub')
+
+
+def _replace(module, name: str, make) -> None:
+    """``module.<name> = make(original)``, and the same in every MMEngine
+    module already bound to the original."""
+    original = getattr(module, name)
+    if getattr(original, '_mmdist', False):
+        return
+    patched = make(original)
+    patched._mmdist = True
+    setattr(module, name, patched)
+    for binder in _BINDERS:
+        loaded = sys.modules.get(binder)
+        if loaded is not None and getattr(loaded, name, None) is original:
+            setattr(loaded, name, patched)
+
+
+def _package_dir() -> str:
+    """mmdist's folder, found without importing it (an editable install's
+    too, which ``pkg_resources`` places in site-packages)."""
+    import importlib.util  # not at start-up: only when MMEngine asks
+    spec = importlib.util.find_spec(_PACKAGE)
+    return os.path.dirname(spec.origin)
+
+
+def _patch_package_utils(module) -> None:
+    def make(get_installed_path):
+        def patched(package: str) -> str:
+            if package == _PACKAGE:
+                return _package_dir()
+            return get_installed_path(package)
+        return patched
+    _replace(module, 'get_installed_path', make)
+
+
+def _patch_config_utils(module) -> None:
+    module.MODULE2PACKAGE.setdefault(_PACKAGE, _PACKAGE)
+
+    def make(get_package_and_cfg_path):
+        def patched(cfg_path: str):
+            # MMEngine wants '<pkg>::<dir>/<file>'; mmdist's configs are
+            # mostly at the top of its config folder.
+            if cfg_path.startswith(_PREFIX) and cfg_path.count('::') == 1:
+                return _PACKAGE, cfg_path[len(_PREFIX):]
+            return get_package_and_cfg_path(cfg_path)
+        return patched
+    _replace(module, '_get_package_and_cfg_path', make)
+
+
+_AFTER_IMPORT = {
+    'mmengine.utils.package_utils': _patch_package_utils,
+    'mmengine.config.utils': _patch_config_utils,
+}
+
+
+class _PatchingLoader:
+    """Runs a module's own loader, then mmdist's patch of the module."""
+
+    def __init__(self, loader, patch) -> None:
+        self._loader, self._patch = loader, patch
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._loader.exec_module(module)
+        self._patch(module)
+
+    def __getattr__(self, name: str):
+        return getattr(self._loader, name)  # get_source, get_code, ...
+
+
+class MMEngineHookFinder:
+    """First in ``sys.meta_path``; answers for the modules of
+    ``_AFTER_IMPORT`` only, found by the finders after it."""
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        patch = _AFTER_IMPORT.get(fullname)
+        if patch is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is cls or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _PatchingLoader(spec.loader, patch)
+                return spec
+        return None
+
+
 def install() -> bool:
-    """Append the finder once; True if it was added now."""
+    """Put both finders in place once (the stand-in last, the MMEngine
+    hook first), patching the MMEngine modules already imported; True if
+    they were added now."""
     if any(finder is StandInFinder for finder in sys.meta_path):
         return False
     sys.meta_path.append(StandInFinder)
+    sys.meta_path.insert(0, MMEngineHookFinder)
+    for name, patch in _AFTER_IMPORT.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
     return True
 
 
