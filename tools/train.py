@@ -15,8 +15,8 @@ import argparse
 from mmengine.device import get_device
 
 from mmdist.apis import (add_runner_args, build_runner, check_data,
-                         check_local_file, cpu_distributed, load_config,
-                         make_resumable)
+                         check_load_from, check_local_file, cpu_distributed,
+                         load_config, make_resumable)
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,6 +64,9 @@ def main() -> None:
     check_data(cfg, loaders)
     check_local_file(cfg.model.get('teacher_ckpt'), 'teacher checkpoint',
                      'model.teacher_ckpt')
+    check_local_file(cfg.model.get('student_ckpt'), 'student checkpoint',
+                     'model.student_ckpt')
+    check_load_from(cfg)
     make_resumable(cfg)
     with cpu_distributed(cfg, args.launcher):
         build_runner(cfg).train()

@@ -162,6 +162,45 @@ def check_local_file(path: Optional[str], what: str, option: str) -> None:
             f'--cfg-options {option}=/path/to/file.pth')
 
 
+def check_load_from(cfg: Config) -> None:
+    """Stop when ``load_from`` (or ``--resume FILE``) gives a distillation
+    model a checkpoint of the student alone.
+
+    A stock mmdet/mmseg/mmpretrain checkpoint holds ``backbone.``, ...
+    keys, and a distillation model's are ``architecture.``, ...: MMEngine
+    would load none of them and only warn, and the student would silently
+    start from its initialisation (open-mmlab/mmrazor#613). Such weights
+    belong in ``model.student_ckpt``.
+
+    Raises:
+        ValueError: Naming the file and ``model.student_ckpt``.
+    """
+    path, model = cfg.get('load_from'), cfg.get('model') or {}
+    if (not path or '://' in path or not osp.isfile(path)
+            or not isinstance(model, dict) or 'architecture' not in model):
+        return
+    try:  # the keys only: mapped, not read
+        checkpoint = torch.load(path, map_location='cpu', mmap=True,
+                                weights_only=True)
+    except Exception:
+        return  # not a file torch can map; MMEngine will say what it is
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(
+        checkpoint, dict) else {}
+    keys = [k[len('module.'):] if k.startswith('module.') else k
+            for k in state_dict]
+    if keys and not any(k.startswith('architecture.') for k in keys):
+        option = 'resume' if cfg.get('resume') else 'load_from'
+        raise ValueError(
+            f'{option}={path} holds the weights of a model alone (keys such '
+            f'as {keys[0]!r}), not of a distillation run (\'architecture.\', '
+            '\'distiller.\'): MMEngine would load none of them into this '
+            'distillation model, and the student would start from its '
+            'initialisation. To start the student from these weights, give '
+            f'them as --cfg-options model.student_ckpt={path} (without '
+            'load_from or --resume); to continue a distillation run, give '
+            'one of its checkpoints.')
+
+
 def slurm_environment() -> None:
     """Set torch.distributed's variables from slurm's, as MMEngine's slurm
     launcher does (rank, world size, local rank; the first host of the job

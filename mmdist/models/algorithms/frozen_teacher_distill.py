@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from mmdist.registry import MODELS
 from .teacher_utils import (check_same_classes, check_same_normalisation,
-                            load_teacher_checkpoint, teacher_config)
+                            load_teacher_checkpoint, student_state_dict,
+                            teacher_config)
 
 # Accepted values of teacher_precision.
 _AUTOCAST_DTYPES = {
@@ -212,6 +213,12 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             weights by default).
         teacher_precision: None (the student's precision), ``'bfloat16'``
             or ``'float16'``: the autocast dtype of the teacher's forward.
+        student_ckpt: Path or URL of weights to start the student from: a
+            checkpoint of the student's own config as mmdet, mmseg or
+            mmpretrain saves it (or of an earlier distillation of it). It
+            is checked against the student when the model is built and
+            loaded after the Runner's weight initialisation (so nothing
+            overwrites it); on ``--resume`` the resumed weights replace it.
         **kwargs: The other arguments of SingleTeacherDistill
             (``architecture`` is the student).
     """
@@ -221,6 +228,7 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                  teacher: dict,
                  teacher_ckpt: Optional[str] = None,
                  teacher_precision: Optional[str] = None,
+                 student_ckpt: Optional[str] = None,
                  **kwargs) -> None:
         for fixed in ('teacher_trainable', 'teacher_norm_eval'):
             if fixed in kwargs:
@@ -260,6 +268,24 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         self.teacher.eval()
         self.register_state_dict_post_hook(_leave_out_teacher)
         self.register_load_state_dict_pre_hook(_keep_loaded_teacher)
+        # Read now, so that a checkpoint of another model stops the build;
+        # read again in init_weights (a held copy would be deep-copied with
+        # the model, by EMA for one).
+        self.student_ckpt = student_ckpt
+        if student_ckpt:
+            student_state_dict(self.student, student_ckpt)
+
+    def init_weights(self) -> None:
+        """Initialise as configured, then load ``student_ckpt`` into the
+        student (the Runner calls this before it resumes or loads
+        ``load_from``, which then win)."""
+        super().init_weights()
+        if self.student_ckpt:
+            state_dict = student_state_dict(self.student, self.student_ckpt)
+            self.student.load_state_dict(state_dict, strict=False)
+            from mmengine.logging import print_log
+            print_log(f'the student starts from {self.student_ckpt} '
+                      '(model.student_ckpt)', logger='current')
 
     def teacher_forward(self, inputs: Tensor,
                         data_samples: Optional[List[BaseDataElement]]) -> None:

@@ -1,4 +1,5 @@
-"""Loading and checking the teacher before any training starts."""
+"""Loading and checking the teacher (and a student that starts from its
+own weights) before any training starts."""
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -86,42 +87,57 @@ def _describe(keys: List[str], limit: int = 5) -> str:
     return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
 
 
-def load_teacher_checkpoint(teacher: nn.Module, filename: str) -> None:
-    """Load ``filename`` into ``teacher`` strictly, with clear errors.
+def read_state_dict(filename: str, role: str,
+                    option: str) -> Dict[str, torch.Tensor]:
+    """The state dict of a checkpoint file or URL, with clear errors.
 
     Args:
-        teacher: The built teacher model.
-        filename: A local path or a URL (downloaded by MMEngine).
+        filename: A local path or a URL (downloaded by MMEngine, once).
+        role: What the checkpoint is for, as the errors name it
+            (``'teacher'``, ``'student'``).
+        option: The config option that names it, for the errors.
 
     Raises:
         FileNotFoundError: A local file that does not exist.
-        ValueError: A file that cannot be read as a checkpoint, or whose
-            weights do not fit the teacher (missing, unexpected or
-            differently shaped parameters).
+        ValueError: A file that cannot be read as a checkpoint of tensors.
     """
-    is_url = '://' in filename
-    if not is_url and not osp.isfile(filename):
+    if '://' not in filename and not osp.isfile(filename):
         raise FileNotFoundError(
-            f'teacher checkpoint not found: {filename}. Download the '
-            "teacher's weights (the config's teacher_ckpt default is the "
-            'OpenMMLab model-zoo URL) or point the config at a local file: '
-            '--cfg-options model.teacher_ckpt=/path/to/teacher.pth')
+            f'{role} checkpoint not found: {filename} ({option}). Point the '
+            f'config at the {role}\'s weights: --cfg-options '
+            f'{option}=/path/to/{role}.pth')
     try:
         checkpoint = _load_checkpoint(filename, map_location='cpu')
     except Exception as exc:
-        raise ValueError(f'could not read the teacher checkpoint {filename}: '
-                         f'{exc}') from exc
+        raise ValueError(f'could not read the {role} checkpoint {filename} '
+                         f'({option}): {exc}') from exc
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(
         checkpoint, dict) else None
     if not isinstance(state_dict, dict) or not all(
             isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(
-            f'the teacher checkpoint {filename} holds no state dict of '
-            'tensors (expected {"state_dict": {name: tensor}} or '
+            f'the {role} checkpoint {filename} ({option}) holds no state dict '
+            'of tensors (expected {"state_dict": {name: tensor}} or '
             '{name: tensor})')
-    state_dict = _strip_prefix(state_dict, 'module.')
-    own = teacher.state_dict()
-    # Old checkpoints lack BN's num_batches_tracked, which eval never uses.
+    return _strip_prefix(state_dict, 'module.')
+
+
+def check_state_dict_fits(model: nn.Module,
+                          state_dict: Dict[str, torch.Tensor],
+                          filename: str, role: str, hint: str) -> None:
+    """Raise a ValueError naming what differs when ``state_dict`` does not
+    fit ``model`` exactly: missing, unexpected or differently shaped
+    parameters (BN's ``num_batches_tracked``, which old checkpoints lack
+    and eval never uses, may be missing).
+
+    Args:
+        model: The model the weights are for.
+        state_dict: The weights.
+        filename: Where they come from, for the message.
+        role: ``'teacher'`` or ``'student'``, for the message.
+        hint: The message's last sentence: what to do about it.
+    """
+    own = model.state_dict()
     missing = sorted(k for k in own.keys() - state_dict.keys()
                      if not k.endswith('num_batches_tracked'))
     unexpected = sorted(state_dict.keys() - own.keys())
@@ -135,14 +151,61 @@ def load_teacher_checkpoint(teacher: nn.Module, filename: str) -> None:
     if unexpected:
         problems.append(f'unexpected keys: {_describe(unexpected)}')
     if mismatched:
-        problems.append(
-            f'shape mismatch (checkpoint vs teacher): {_describe(mismatched)}')
+        problems.append(f'shape mismatch (checkpoint vs {role}): '
+                        f'{_describe(mismatched)}')
     if problems:
         raise ValueError(
-            f'the teacher checkpoint {filename} does not fit the teacher '
-            f'model ({type(teacher).__name__}): ' + '; '.join(problems) +
-            '. Check that teacher_ckpt belongs to the teacher config.')
+            f'the {role} checkpoint {filename} does not fit the {role} '
+            f'model ({type(model).__name__}): ' + '; '.join(problems) +
+            f'. {hint}')
+
+
+def load_teacher_checkpoint(teacher: nn.Module, filename: str) -> None:
+    """Load ``filename`` into ``teacher`` strictly, with clear errors.
+
+    Args:
+        teacher: The built teacher model.
+        filename: A local path or a URL (downloaded by MMEngine).
+
+    Raises:
+        FileNotFoundError: A local file that does not exist.
+        ValueError: A file that cannot be read as a checkpoint, or whose
+            weights do not fit the teacher (missing, unexpected or
+            differently shaped parameters).
+    """
+    state_dict = read_state_dict(filename, 'teacher', 'model.teacher_ckpt')
+    check_state_dict_fits(
+        teacher, state_dict, filename, 'teacher',
+        'Check that teacher_ckpt belongs to the teacher config.')
     teacher.load_state_dict(state_dict, strict=False)
+
+
+def student_state_dict(student: nn.Module,
+                       filename: str) -> Dict[str, torch.Tensor]:
+    """The weights of ``model.student_ckpt``, checked against the student.
+
+    A stock checkpoint of the student's own library (mmdet, mmseg,
+    mmpretrain) holds the student's keys; a distillation checkpoint holds
+    them under ``architecture.``, which is stripped (the teacher's and
+    connectors' weights are left out).
+
+    Raises:
+        FileNotFoundError: A local file that does not exist.
+        ValueError: A file that cannot be read as a checkpoint, or whose
+            weights do not fit the student (another model, another class
+            count, another architecture), naming what differs.
+    """
+    state_dict = read_state_dict(filename, 'student', 'model.student_ckpt')
+    prefix = 'architecture.'
+    if any(k.startswith(prefix) for k in state_dict):
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
+                      if k.startswith(prefix)}
+    check_state_dict_fits(
+        student, state_dict, filename, 'student',
+        'model.student_ckpt must be a checkpoint of the student\'s own '
+        'config (the same architecture and classes), as its library saves '
+        'it, or of a distillation run of that student.')
+    return state_dict
 
 
 def teacher_config(teacher: dict) -> Config:
