@@ -273,3 +273,45 @@ def compare_label_maps(ours: list, theirs_dir: str) -> None:
         assert theirs is not None, name
         mine = prediction['pred_sem_seg']['data'][0].numpy()
         np.testing.assert_array_equal(mine, theirs)
+
+
+#: What mmdist's own install puts into site-packages.
+MMDIST_INSTALLED = ('mmdist', '_mmdist_mmcv_ext', '__editable__.mmdist',
+                    '__editable___mmdist', '__pycache__')
+
+
+def fresh_venv(path: str, leave_out: Sequence[str] = MMDIST_INSTALLED
+               ) -> str:
+    """A new virtual environment at ``path`` that sees this environment's
+    packages, less those whose names start with one of ``leave_out``: its
+    site-packages holds one ``.pth`` that names a folder of links to them
+    (their own ``.pth`` files are not run); pip and setuptools are this
+    environment's too. Returns its Python."""
+    import site
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', path],
+                   check=True)
+    python = osp.join(path, 'bin', 'python')
+    view = osp.join(path, 'project-packages')
+    os.makedirs(view)
+    for folder in site.getsitepackages():
+        for name in os.listdir(folder):
+            if not name.startswith(tuple(leave_out)) and not osp.exists(
+                    osp.join(view, name)):
+                os.symlink(osp.join(folder, name), osp.join(view, name))
+    site_packages = subprocess.run(
+        [python, '-c', 'import site; print(site.getsitepackages()[0])'],
+        capture_output=True, text=True, check=True).stdout.strip()
+    with open(osp.join(site_packages, 'project-packages.pth'), 'w') as f:
+        f.write(view + '\n')
+    return python
+
+
+def copy_checkout(target: str) -> str:
+    """A copy of the checkout's sources (what a clone holds), without the
+    virtual environment and build leftovers: pip builds and editable
+    installs leave files in the folder they get."""
+    import shutil
+    ignore = shutil.ignore_patterns('.venv', '.git', 'work_dirs', 'build',
+                                    '*.egg-info', '__pycache__', 'data')
+    shutil.copytree(REPO, target, symlinks=True, ignore=ignore)
+    return target
