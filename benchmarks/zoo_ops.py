@@ -5,8 +5,8 @@ every folder of mmdet's and mmseg's shipped configs (``<pkg>/.mim/configs``).
     python benchmarks/zoo_ops.py --packages mmseg --out work_dirs/zoo_ops
 
 Each config's model is built with random weights and takes one prediction
-and one training step on generated inputs (tools/check_ops.py, a few
-configs a process). Prints a markdown table: the family (folder), the
+and one training step on generated inputs of 128 x 128 (tools/check_ops.py,
+a few configs a process). Prints a markdown table: the family (folder), the
 config, whether prediction and training ran, the mmcv ops the model called
 and where each came from, and what is missing or failed for another
 reason. The representative of a folder is its first config in this order:
@@ -72,7 +72,8 @@ def zoo_configs(packages: List[str]) -> List[str]:
 
 def run_chunk(configs: List[str], out: str, timeout: int,
               args: List[str]) -> List[dict]:
-    """tools/check_ops.py on ``configs`` in one process; its reports."""
+    """tools/check_ops.py on ``configs`` in one process; its reports
+    (written to ``out`` too)."""
     if osp.exists(out):
         os.remove(out)
     try:
@@ -88,8 +89,11 @@ def run_chunk(configs: List[str], out: str, timeout: int,
         return [dict(config=configs[0], error='the check did not finish '
                      f'in {timeout} s or crashed', steps=[], ops={},
                      missing=[], ok=False)]
-    return [r for config in configs
-            for r in run_chunk([config], out, timeout, args)]
+    reports = [r for config in configs
+               for r in run_chunk([config], out, timeout, args)]
+    with open(out, 'w') as f:
+        json.dump(reports, f)
+    return reports
 
 
 def row(report: dict) -> str:
@@ -124,6 +128,12 @@ def main() -> None:
                         help='seconds a process may take')
     parser.add_argument('--out', default='work_dirs/zoo_ops')
     parser.add_argument('--device', nargs='+', default=['cpu'])
+    parser.add_argument('--size', nargs=2, default=['128', '128'],
+                        metavar=('HEIGHT', 'WIDTH'),
+                        help='input size (small: 2 CPU cores check ~170 '
+                        'models)')
+    parser.add_argument('--keep', action='store_true',
+                        help='reuse the reports of chunks already in --out')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     configs = zoo_configs(args.packages)
@@ -132,8 +142,14 @@ def main() -> None:
     for start in range(0, len(configs), args.chunk):
         chunk = configs[start:start + args.chunk]
         out = osp.join(args.out, f'chunk_{start // args.chunk:03d}.json')
-        for report in run_chunk(chunk, out, args.timeout,
-                                ['--device', *args.device]):
+        if args.keep and osp.isfile(out):
+            with open(out) as f:
+                done = json.load(f)
+        else:
+            done = run_chunk(chunk, out, args.timeout,
+                             ['--device', *args.device, '--size',
+                              *args.size])
+        for report in done:
             reports[report['config']] = report
         print(f'{min(start + args.chunk, len(configs))}/{len(configs)} '
               'configs checked', file=sys.stderr, flush=True)
