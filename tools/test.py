@@ -8,7 +8,8 @@ Takes a distillation checkpoint with its distillation config (the student is
 evaluated) or a converted student with the stock student config. With
 --teacher, the teacher of a distillation config is evaluated alone, on the
 config's test data with the metrics of the teacher's own config, from
-model.teacher_ckpt or the checkpoint given: check a teacher before
+model.teacher_ckpt or the checkpoint given, its BatchNorm folded as the
+distillation folds it (model.teacher_fold_bn): check a teacher before
 distilling from it.
 """
 import argparse
@@ -19,6 +20,7 @@ from mmdist.apis import (add_runner_args, build_runner, check_data,
                          check_local_file, cpu_distributed, load_config,
                          teacher_test_config)
 from mmdist.apis.runner import cleanup_on_failure, evaluator_metrics
+from mmdist.models.algorithms.fold_bn import fold_model_batch_norm
 from mmdist.models.algorithms.teacher_utils import load_teacher_checkpoint
 
 
@@ -47,6 +49,8 @@ def main() -> None:
     cfg = load_config(args)
     teacher_ckpt = None
     if args.teacher:
+        # The teacher as the distillation runs it: folded unless said.
+        fold_bn = cfg.model.get('teacher_fold_bn', True)
         cfg, teacher_ckpt = teacher_test_config(cfg, args.checkpoint)
         check_local_file(teacher_ckpt, 'teacher checkpoint',
                          'model.teacher_ckpt')
@@ -69,6 +73,9 @@ def main() -> None:
                 model = runner.model.module if is_model_wrapper(
                     runner.model) else runner.model
                 load_teacher_checkpoint(model, teacher_ckpt)
+                if fold_bn:
+                    model.eval()
+                    fold_model_batch_norm(model)
         metrics = runner.test()
     print({k: round(float(v), 4) for k, v in metrics.items()})
 

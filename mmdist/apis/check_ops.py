@@ -227,21 +227,8 @@ def _student(model: nn.Module) -> nn.Module:
 def model_task(model: nn.Module) -> Optional[str]:
     """``'detection'``, ``'segmentation'``, ``'classification'`` or None,
     from the base class of the model (a distillation's student)."""
-    student = _student(model)
-    bases = []
-    with contextlib.suppress(ImportError):
-        from mmdet.models.detectors import BaseDetector
-        bases.append((BaseDetector, 'detection'))
-    with contextlib.suppress(ImportError):
-        from mmseg.models.segmentors import BaseSegmentor
-        bases.append((BaseSegmentor, 'segmentation'))
-    with contextlib.suppress(ImportError):
-        from mmpretrain.models.classifiers import BaseClassifier
-        bases.append((BaseClassifier, 'classification'))
-    for base, task in bases:
-        if isinstance(student, base):
-            return task
-    return None
+    from mmdist.models.algorithms.teacher_utils import model_task as task
+    return task(_student(model))
 
 
 def model_num_classes(model: nn.Module, default: int = 80) -> int:

@@ -87,19 +87,21 @@ def _draw_shapes(rng: np.random.RandomState,
                  count: int,
                  label_map: np.ndarray = None,
                  labels: Dict[str, int] = None,
-                 colours: Dict[str, Tuple[int, int, int]] = None
+                 colours: Dict[str, Tuple[int, int, int]] = None,
+                 radius: Tuple[float, float] = (0.08, 0.2)
                  ) -> List[dict]:
     """Draw ``count`` shapes in place; return their kinds and polygons.
 
     With ``label_map``, each shape is also painted there with
     ``labels[kind]``. With ``colours``, a shape's colour is its kind's,
-    jittered; otherwise any colour.
+    jittered; otherwise any colour. A shape's radius is drawn from
+    ``radius`` times the image's shorter side.
     """
     height, width = image.shape[:2]
     shapes = []
     for _ in range(count):
         kind = kinds[rng.randint(len(kinds))]
-        r = rng.uniform(0.08, 0.2) * min(height, width)
+        r = rng.uniform(*radius) * min(height, width)
         cx = rng.uniform(r, width - r)
         cy = rng.uniform(r, height - r)
         poly = _shape_polygon(kind, cx, cy, r)
@@ -123,7 +125,8 @@ def make_coco(root: str,
               image_size: Tuple[int, int] = (160, 160),
               max_shapes: int = 3,
               seed: int = 0,
-              shape_classes: bool = False) -> Dict[str, str]:
+              shape_classes: bool = False,
+              radius: Tuple[float, float] = (0.08, 0.2)) -> Dict[str, str]:
     """Write a COCO-layout detection data set under ``root``.
 
     ``root/annotations/instances_{train,val}2017.json`` and
@@ -140,6 +143,8 @@ def make_coco(root: str,
         max_shapes: Each image holds 1 to ``max_shapes`` shapes.
         seed: Everything drawn follows from it.
         shape_classes: Declare the three shape classes instead of COCO's.
+        radius: The range of a shape's radius (the distance from its centre
+            to its corners), as a fraction of the image's shorter side.
 
     Returns:
         The annotation file of each split.
@@ -165,7 +170,8 @@ def make_coco(root: str,
             file_name = f'{image_id:012d}.jpg'
             image = _background(rng, height, width)
             shapes = _draw_shapes(rng, image, kinds,
-                                  rng.randint(1, max_shapes + 1))
+                                  rng.randint(1, max_shapes + 1),
+                                  radius=radius)
             cv2.imwrite(osp.join(root, split, file_name), image)
             images.append(dict(id=image_id, file_name=file_name,
                                height=height, width=width))

@@ -1,6 +1,6 @@
 """Single-teacher distillation whose teacher runs only what is distilled."""
 import contextlib
-from typing import ContextManager, Dict, List, Optional
+from typing import ContextManager, Dict, Iterator, List, Optional
 
 import torch
 from mmengine.structures import BaseDataElement
@@ -10,9 +10,12 @@ from mmrazor.registry import MODELS as MMRAZOR_MODELS
 from torch import Tensor, nn
 
 from mmdist.registry import MODELS
+from .fold_bn import Folded, fold_batch_norm, fold_state_dict
+from .teacher_runtime import (CompileOption, CompiledForward, TeacherStream,
+                              check_compiler, compile_options)
 from .teacher_utils import (check_same_classes, check_same_normalisation,
-                            load_teacher_checkpoint, student_state_dict,
-                            teacher_config)
+                            load_teacher_checkpoint, model_task,
+                            student_state_dict, teacher_config)
 
 # Accepted values of teacher_precision.
 _AUTOCAST_DTYPES = {
@@ -166,11 +169,26 @@ def _leave_out_teacher(module: nn.Module, state_dict: dict, prefix: str,
 def _keep_loaded_teacher(module: nn.Module, state_dict: dict, prefix: str,
                          *args) -> None:
     """Load pre-hook: a checkpoint without the teacher's weights leaves the
-    teacher as it is; one with them (older mmdist, MMRazor) loads them."""
+    teacher as it is; one with them (older mmdist, MMRazor) loads them,
+    folded as the teacher is when it was saved unfolded."""
     teacher = prefix + 'teacher.'
     if not any(k.startswith(teacher) for k in state_dict):
         for name, value in module.teacher.state_dict().items():
             state_dict[teacher + name] = value
+    elif module.teacher_folded:
+        fold_state_dict(state_dict, module.teacher_folded, teacher)
+
+
+def _tensors(value: object) -> Iterator[Tensor]:
+    """The tensors in nested lists, tuples and dicts."""
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
 
 
 @MODELS.register_module()
@@ -219,6 +237,23 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             is checked against the student when the model is built and
             loaded after the Runner's weight initialisation (so nothing
             overwrites it); on ``--resume`` the resumed weights replace it.
+        teacher_fold_bn: Fold the teacher's BatchNorm into the convolution
+            before it, where the graph of one forward shows that
+            convolution feeds it alone (:mod:`.fold_bn`), once its weights
+            are loaded from ``teacher_ckpt``. Its logits equal the unfolded
+            teacher's to float rounding. A teacher without ``teacher_ckpt``
+            (its weights come later) is not folded.
+        teacher_compile: True, or a dict of ``torch.compile`` options:
+            compile the teacher's forward (:meth:`teacher_forward`). A
+            detector is compiled with dynamic shapes (its keep-ratio resize
+            makes every batch's size), others with static ones, unless the
+            dict says; ``dict(mode='reduce-overhead')`` uses CUDA graphs,
+            for fixed input sizes (segmentation crops, classification).
+        channels_last: Student and teacher in channels-last memory format
+            (the batch too).
+        teacher_stream: On CUDA, run the teacher's forward on a stream of
+            its own, beside the student's forward; the losses wait for it.
+            Nothing changes on the CPU.
         **kwargs: The other arguments of SingleTeacherDistill
             (``architecture`` is the student).
     """
@@ -229,6 +264,10 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                  teacher_ckpt: Optional[str] = None,
                  teacher_precision: Optional[str] = None,
                  student_ckpt: Optional[str] = None,
+                 teacher_fold_bn: bool = True,
+                 teacher_compile: CompileOption = False,
+                 channels_last: bool = False,
+                 teacher_stream: bool = False,
                  **kwargs) -> None:
         for fixed in ('teacher_trainable', 'teacher_norm_eval'):
             if fixed in kwargs:
@@ -241,6 +280,9 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                 f'teacher_precision={teacher_precision!r}; expected one of '
                 f'{sorted(map(str, _AUTOCAST_DTYPES))} (None keeps the '
                 "student's precision)")
+        compiled = compile_options(teacher_compile, None)
+        if compiled is not None:
+            check_compiler(compiled)
         if isinstance(teacher, dict) and 'cfg_path' in teacher:
             teacher_cfg = teacher_config(teacher)
             teacher = teacher_cfg.model
@@ -266,6 +308,25 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             self.teacher._is_init = True
         self.teacher.requires_grad_(False)
         self.teacher.eval()
+        self.teacher_folded: List[Folded] = []
+        if teacher_fold_bn and teacher_ckpt:
+            self.teacher_folded = self._fold_teacher_bn()
+        self.channels_last = channels_last
+        if channels_last:
+            self.student.to(memory_format=torch.channels_last)
+            self.teacher.to(memory_format=torch.channels_last)
+        self._compiled_teacher: Optional[CompiledForward] = None
+        if compiled is not None:
+            # Every batch of a detector has its own size. The function,
+            # not a method bound to this model, is compiled: an EMA copy
+            # of the model runs its own teacher.
+            compiled = compile_options(
+                teacher_compile, model_task(self.student) == 'detection'
+                or None)
+            self._compiled_teacher = CompiledForward(
+                type(self).teacher_forward, compiled,
+                "the teacher's forward")
+        self.teacher_stream = TeacherStream() if teacher_stream else None
         self.register_state_dict_post_hook(_leave_out_teacher)
         self.register_load_state_dict_pre_hook(_keep_loaded_teacher)
         # Read now, so that a checkpoint of another model stops the build;
@@ -287,10 +348,39 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             print_log(f'the student starts from {self.student_ckpt} '
                       '(model.student_ckpt)', logger='current')
 
+    def _fold_teacher_bn(self) -> List[Folded]:
+        """Fold the teacher's BatchNorm (see ``teacher_fold_bn``), except in
+        the modules a teacher recorder reads."""
+        recorded = [getattr(r, 'source', None) for r in
+                    self.distiller.teacher_recorders.recorders.values()]
+
+        def forward():
+            # A generated image: only the graph's shape matters.
+            image = torch.randn(1, 3, 64, 64, requires_grad=True)
+            return self.teacher_trace_forward(image)
+        try:
+            return fold_batch_norm(self.teacher, forward,
+                                   [r for r in recorded
+                                    if isinstance(r, str)])
+        except Exception as exc:  # a teacher that 64 x 64 does not suit
+            from mmengine.logging import print_log
+            print_log(f"the teacher's BatchNorm is left unfolded: its "
+                      f'forward on a generated 64 x 64 image failed ({exc!r})',
+                      logger='current', level=30)
+            return []
+
+    def teacher_trace_forward(self, inputs: Tensor) -> object:
+        """The teacher's forward on ``inputs`` alone, for tracing what it
+        runs (:meth:`teacher_forward` without data samples or side
+        effects); returns its outputs."""
+        return self.teacher_forward(inputs, None)
+
     def teacher_forward(self, inputs: Tensor,
-                        data_samples: Optional[List[BaseDataElement]]) -> None:
-        """Run the part of the teacher that the recorders need."""
-        self.teacher(inputs, data_samples, mode='tensor')
+                        data_samples: Optional[List[BaseDataElement]]
+                        ) -> object:
+        """Run the part of the teacher that the recorders need; returns its
+        outputs."""
+        return self.teacher(inputs, data_samples, mode='tensor')
 
     def teacher_precision(self, inputs: Tensor) -> ContextManager:
         """The autocast that the teacher runs in (none unless configured)."""
@@ -319,18 +409,29 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         distiller = self.distiller
         no_grad = contextlib.nullcontext() if self.student_trainable \
             else torch.no_grad()
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        stream = self.teacher_stream
         with contextlib.ExitStack() as teacher_recording:
             teacher_recording.enter_context(distiller.teacher_recorders)
             distiller.set_deliveries_override(False)
             with distiller.deliveries, torch.no_grad(), \
-                    self.teacher_precision(inputs):
-                self.teacher_forward(inputs, data_samples)
+                    self.teacher_precision(inputs), \
+                    stream.run(inputs) if stream else contextlib.nullcontext():
+                teacher_outputs = self._compiled_teacher(
+                    self, inputs, data_samples) if self._compiled_teacher \
+                    else self.teacher_forward(inputs, data_samples)
             if not self.teacher_runs_after_student:
                 teacher_recording.close()
             distiller.set_deliveries_override(True)
             with distiller.student_recorders, distiller.deliveries, no_grad:
                 student_losses = self.student(
                     inputs, data_samples, mode='loss')
+            if stream:
+                stream.join(_tensors([
+                    teacher_outputs,
+                    *(r.data_buffer for r in
+                      distiller.teacher_recorders.recorders.values())]))
             if self.teacher_runs_after_student:
                 with torch.no_grad(), self.teacher_precision(inputs):
                     self.teacher_forward_after_student(inputs, data_samples)

@@ -89,9 +89,15 @@ class RoITeacherDistill(FrozenTeacherDistill):
         self._teacher_feats: Optional[Tuple[Tensor, ...]] = None
 
     def teacher_forward(self, inputs: Tensor,
-                        data_samples: Optional[List[BaseDataElement]]) -> None:
+                        data_samples: Optional[List[BaseDataElement]]
+                        ) -> Tuple[Tensor, ...]:
         """Backbone and neck only; the RoIs come from the student."""
         self._teacher_feats = self.teacher.extract_feat(inputs)
+        return self._teacher_feats
+
+    def teacher_trace_forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        # The RoI head needs the student's RoIs: backbone and neck alone.
+        return self.teacher.extract_feat(inputs)
 
     def teacher_forward_after_student(
             self, inputs: Tensor,

@@ -22,11 +22,13 @@ class SegTeacherDistill(FrozenTeacherDistill):
     """
 
     def teacher_forward(self, inputs: Tensor,
-                        data_samples: Optional[List[BaseDataElement]]) -> None:
+                        data_samples: Optional[List[BaseDataElement]]
+                        ) -> list:
         teacher = self.teacher
         feats = teacher.extract_feat(inputs)
-        teacher.decode_head(feats)
+        outputs = [feats, teacher.decode_head(feats)]
         aux = getattr(teacher, 'auxiliary_head', None)
         for head in aux if isinstance(aux, nn.ModuleList) else [aux]:
             if head is not None:
-                head(feats)
+                outputs.append(head(feats))
+        return outputs

@@ -36,6 +36,26 @@ def head_num_classes(model: nn.Module) -> Dict[str, int]:
     return found
 
 
+def model_task(model: nn.Module) -> Optional[str]:
+    """``'detection'``, ``'segmentation'``, ``'classification'`` or None,
+    from the base class of an mmdet, mmseg or mmpretrain model."""
+    import contextlib
+    bases = []
+    with contextlib.suppress(ImportError):
+        from mmdet.models.detectors import BaseDetector
+        bases.append((BaseDetector, 'detection'))
+    with contextlib.suppress(ImportError):
+        from mmseg.models.segmentors import BaseSegmentor
+        bases.append((BaseSegmentor, 'segmentation'))
+    with contextlib.suppress(ImportError):
+        from mmpretrain.models.classifiers import BaseClassifier
+        bases.append((BaseClassifier, 'classification'))
+    for base, task in bases:
+        if isinstance(model, base):
+            return task
+    return None
+
+
 def check_same_classes(student: nn.Module, teacher: nn.Module) -> None:
     """Raise a ValueError when a head of both models has other classes."""
     student_classes = head_num_classes(student)
