@@ -1,25 +1,36 @@
-"""Training-step time, images/s and peak memory of the paper's four settings.
+"""Training-step time, images/s and peak memory of the paper's settings,
+and what the teacher's forward costs.
 
 For RetinaNet X101 -> R50, Cascade Mask R-CNN X101 -> Faster R-CNN R50,
-DeepLabV3 R101 -> DeepLabV3 R18 and -> PSPNet R18 (the configs of configs/,
-random weights, generated inputs at the stock sizes: COCO 1333 x 800,
-Cityscapes 512 x 1024 crops, 2 images), one training step (forward,
-backward, SGD update through MMEngine's optimizer wrapper) of:
+DeepLabV3 R101 -> DeepLabV3 R18, -> PSPNet R18 and ImageNet ResNet-34 ->
+ResNet-18 (the configs of configs/, random weights, generated inputs at
+the stock sizes: COCO 1333 x 800, Cityscapes 512 x 1024 crops, ImageNet
+224 x 224, 2 images), one training step (forward, backward, SGD update
+through MMEngine's optimizer wrapper) of each variant:
 
-- the student alone (the stock mmdet/mmseg model),
-- MMRazor's stock SingleTeacherDistill with the same distiller (where it
-  computes the same losses: not for the two-stage setting),
-- mmdist's algorithm as configured,
-- mmdist with ``teacher_precision='bfloat16'``,
+- ``student``: the student alone (the stock model);
+- ``mmrazor``: MMRazor's stock SingleTeacherDistill with the same distiller
+  (where it computes the same losses: not for the two-stage setting);
+- ``mmdist``: mmdist's algorithm as configured (its teacher's BatchNorm
+  folded, the default);
+- ``unfolded``: mmdist with ``teacher_fold_bn=False``;
+- ``bf16``: mmdist with ``teacher_precision='bfloat16'``;
+- ``channels_last``: mmdist with ``channels_last=True``;
+- ``compiled``: mmdist with ``teacher_compile=True`` (its compilation, a
+  minute or more on a CPU, is left to the warm-up steps);
+- ``stream``: mmdist with ``teacher_stream=True`` (CUDA);
 
 in float32 and, on a GPU, under AMP (MMEngine's AmpOptimWrapper, float16,
-what ``tools/train.py --amp`` uses). It also reports how far the distillation
-losses move when the teacher runs in bfloat16 (max |difference| over the
-distillation losses, float32 teacher against bfloat16 teacher, same weights
-and batch).
+what ``tools/train.py --amp`` uses); each step also as a ratio of the
+student's alone. ``--teacher-forward`` times the teacher's forward alone
+(no gradients, eval mode), plain, folded, folded in channels-last and
+folded and compiled. It also reports how far the distillation losses move
+when the teacher runs in bfloat16 (max |difference| over the distillation
+losses, float32 teacher against bfloat16 teacher, same weights and batch).
 
 Run: python benchmarks/bench_settings.py [--device cuda] [--repeat 5]
-     [--scale 1.0] [--settings retinanet,faster_rcnn,deeplabv3,pspnet]
+     [--scale 1.0] [--settings retinanet,faster_rcnn,deeplabv3,pspnet,
+     resnet18_in1k] [--variants student,mmdist,...] [--teacher-forward]
      [--out DIR]
 ``--device cpu --scale 0.125`` is the test suite's smoke run.
 """
@@ -27,9 +38,11 @@ import argparse
 import copy
 import gc
 import json
+import math
 import os
 import os.path as osp
 import statistics
+import tempfile
 import time
 from typing import Dict, List, Optional
 
@@ -37,7 +50,27 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 import mmdist  # noqa: F401
-from mmdist.testing import SETTINGS, Setting, build_setting, make_batch
+from mmdist.testing import (IMAGENET, SETTINGS, Setting, build_setting,
+                            make_batch)
+
+ALL_SETTINGS = SETTINGS + (IMAGENET, )
+#: variant -> (its label, build_setting's variant, mmdist's options).
+VARIANTS = {
+    'student': ('student alone', 'student', {}),
+    'mmrazor': ('MMRazor SingleTeacherDistill', 'mmrazor', {}),
+    'mmdist': ('mmdist', 'mmdist', {}),
+    'unfolded': ('mmdist, teacher unfolded', 'mmdist',
+                 dict(teacher_fold_bn=False)),
+    'bf16': ('mmdist, teacher bf16', 'mmdist',
+             dict(teacher_precision='bfloat16')),
+    'channels_last': ('mmdist, channels last', 'mmdist',
+                      dict(channels_last=True)),
+    'compiled': ('mmdist, teacher compiled', 'mmdist',
+                 dict(teacher_compile=True)),
+    'stream': ('mmdist, teacher stream', 'mmdist',
+               dict(teacher_stream=True)),
+}
+DEFAULT_VARIANTS = 'student,mmrazor,mmdist,unfolded,bf16,channels_last'
 
 
 def scaled(size, scale: float):
@@ -100,37 +133,80 @@ def reduced_teacher_drift(model, data: dict) -> Dict[str, float]:
                                  for k, d in diffs.items()))
 
 
-def bench_setting(setting: Setting, args) -> List[dict]:
+def teacher_file(setting: Setting, directory: str) -> str:
+    """A random teacher's weights, saved: mmdist folds a teacher whose
+    weights come from teacher_ckpt."""
+    path = osp.join(directory, f'{setting.name}_teacher.pth')
+    if not osp.isfile(path):
+        torch.manual_seed(0)
+        teacher = build_setting(setting, 'mmdist').teacher
+        torch.save(dict(state_dict=teacher.state_dict()), path)
+    return path
+
+
+def teacher_forward_ms(model, data: dict, device: str, warmup: int,
+                       repeat: int) -> float:
+    """Median time of the teacher's forward alone (no gradients)."""
+    batch = model.data_preprocessor(copy.deepcopy(data), True)
+    inputs = batch['inputs']
+    if model.channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+
+    def forward():
+        with torch.no_grad():
+            if model._compiled_teacher:
+                model._compiled_teacher(model, inputs, batch['data_samples'])
+            else:
+                model.teacher_forward(inputs, batch['data_samples'])
+    for _ in range(warmup):
+        forward()
+    times = []
+    for _ in range(repeat):
+        sync(device)
+        start = time.perf_counter()
+        forward()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def bench_setting(setting: Setting, args, ckpt_dir: str) -> List[dict]:
     size = scaled(setting.image_size, args.scale)
     data = make_batch(setting, args.batch, size)
     modes = [False, True] if args.device == 'cuda' and not args.no_amp \
         else [False]
-    variants = [('student alone', 'student', None)]
-    if setting.stock_algorithm:
-        variants.append(("MMRazor SingleTeacherDistill", 'mmrazor', None))
-    variants += [('mmdist', 'mmdist', None),
-                 ('mmdist, teacher bf16', 'mmdist', 'bfloat16')]
-    rows = []
-    for label, variant, precision in variants:
+    ckpt = teacher_file(setting, ckpt_dir)
+    rows, student_s = [], {}
+    for key in args.variants:
+        label, variant, options = VARIANTS[key]
+        if variant == 'mmrazor' and not setting.stock_algorithm:
+            continue  # its teacher would classify its own RoIs
         torch.manual_seed(0)
-        model = build_setting(setting, variant, precision, size)
+        if variant == 'mmdist':
+            options = dict(options, teacher_ckpt=ckpt)
+        model = build_setting(setting, variant, image_size=size, **options)
         model.to(args.device)
         for amp in modes:
-            result = time_steps(model, data, args.device, amp, args.warmup,
+            result = time_steps(model, data, args.device, amp,
+                                args.warmup + 2 * (key == 'compiled'),
                                 args.repeat)
+            precision = 'amp' if amp else 'fp32'
+            if variant == 'student':
+                student_s[precision] = result['step_s']
+            ratio = result['step_s'] / student_s.get(precision, math.nan)
             rows.append(dict(setting=setting.name, variant=label,
-                             precision='amp' if amp else 'fp32',
-                             size=f'{size[1]}x{size[0]}',
+                             precision=precision, size=f'{size[1]}x{size[0]}',
                              images_per_s=args.batch / result['step_s'],
-                             **result))
-            print(f"{setting.name:12s} {label:30s} {rows[-1]['precision']:5s}"
+                             vs_student=ratio, **result))
+            print(f"{setting.name:13s} {label:30s} {precision:5s}"
                   f" {result['step_s'] * 1e3:9.1f} ms/step "
+                  f"({ratio:5.2f}x the student) "
                   f"{rows[-1]['images_per_s']:7.2f} img/s "
                   f"{result['peak_mib']:9.0f} MiB", flush=True)
-        if variant == 'mmdist' and precision is not None:
+        if key == 'bf16':
             drift = reduced_teacher_drift(model, data)
             rows.append(dict(setting=setting.name, drift=drift))
-            print(f"{setting.name:12s} teacher bf16 vs fp32: "
+            print(f"{setting.name:13s} teacher bf16 vs fp32: "
                   f"{drift['loss']} {drift['fp32']:.6f} -> "
                   f"{drift['bf16']:.6f} (max |diff| over the distillation "
                   f"losses {drift['max_abs_diff']:.2e}, relative "
@@ -139,30 +215,68 @@ def bench_setting(setting: Setting, args) -> List[dict]:
         gc.collect()
         if args.device == 'cuda':
             torch.cuda.empty_cache()
+    if args.teacher_forward:
+        rows += bench_teacher_forward(setting, args, data, size, ckpt)
+    return rows
+
+
+def bench_teacher_forward(setting: Setting, args, data: dict, size,
+                          ckpt: str) -> List[dict]:
+    """The teacher's forward alone: plain, folded, folded in
+    channels-last, folded and compiled (with ``--compile``)."""
+    forms = [('plain', dict(teacher_fold_bn=False)), ('folded', {}),
+             ('folded, channels last', dict(channels_last=True))]
+    if 'compiled' in args.variants or args.compile_teacher_forward:
+        forms.append(('folded, compiled', dict(teacher_compile=True)))
+    rows, plain = [], None
+    for form, options in forms:
+        torch.manual_seed(0)
+        model = build_setting(setting, 'mmdist', image_size=size,
+                              teacher_ckpt=ckpt, **options)
+        model.to(args.device).train()
+        ms = teacher_forward_ms(model, data, args.device,
+                                args.warmup + 2 * ('compile' in form),
+                                args.repeat)
+        plain = plain or ms
+        rows.append(dict(setting=setting.name, teacher_forward=form,
+                         ms=ms, speedup=plain / ms))
+        print(f"{setting.name:13s} teacher forward, {form:24s} "
+              f"{ms:9.1f} ms ({plain / ms:4.2f}x)", flush=True)
+        del model
+        gc.collect()
     return rows
 
 
 def markdown(rows: List[dict], header: str) -> str:
     lines = [header, '',
-             '| setting | variant | precision | input | ms/step | images/s '
-             '| peak GPU memory (MiB) |', '|---|---|---|---|---|---|---|']
+             '| setting | variant | precision | input | ms/step | x student '
+             '| images/s | peak GPU memory (MiB) |',
+             '|---|---|---|---|---|---|---|---|']
     for r in rows:
-        if 'drift' in r:
+        if 'step_s' not in r:
             continue
         memory = '-' if r['peak_mib'] != r['peak_mib'] else \
             f"{r['peak_mib']:.0f}"
         lines.append(f"| {r['setting']} | {r['variant']} | {r['precision']} "
                      f"| {r['size']} | {r['step_s'] * 1e3:.1f} | "
-                     f"{r['images_per_s']:.2f} | {memory} |")
-    lines += ['', '| setting | distillation loss | teacher fp32 | '
-              'teacher bf16 | max abs diff (all losses) | max rel diff |',
-              '|---|---|---|---|---|---|']
-    for r in rows:
-        if 'drift' in r:
-            d = r['drift']
-            lines.append(f"| {r['setting']} | {d['loss']} | {d['fp32']:.6f} "
-                         f"| {d['bf16']:.6f} | {d['max_abs_diff']:.2e} | "
-                         f"{d['max_rel_diff']:.2e} |")
+                     f"{r['vs_student']:.2f} | {r['images_per_s']:.2f} | "
+                     f"{memory} |")
+    forward = [r for r in rows if 'teacher_forward' in r]
+    if forward:
+        lines += ['', '| setting | teacher forward | ms | speed-up |',
+                  '|---|---|---|---|']
+        lines += [f"| {r['setting']} | {r['teacher_forward']} | "
+                  f"{r['ms']:.1f} | {r['speedup']:.2f}x |" for r in forward]
+    drifts = [r for r in rows if 'drift' in r]
+    if drifts:
+        lines += ['', '| setting | distillation loss | teacher fp32 | '
+                  'teacher bf16 | max abs diff (all losses) | max rel diff |',
+                  '|---|---|---|---|---|---|']
+    for r in drifts:
+        d = r['drift']
+        lines.append(f"| {r['setting']} | {d['loss']} | {d['fp32']:.6f} "
+                     f"| {d['bf16']:.6f} | {d['max_abs_diff']:.2e} | "
+                     f"{d['max_rel_diff']:.2e} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -171,7 +285,15 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--settings',
-                        default=','.join(s.name for s in SETTINGS))
+                        default=','.join(s.name for s in ALL_SETTINGS))
+    parser.add_argument(
+        '--variants', default=None,
+        help=f'comma-separated, of {",".join(VARIANTS)} (default '
+        f'{DEFAULT_VARIANTS}, and stream on a GPU)')
+    parser.add_argument('--teacher-forward', action='store_true',
+                        help="also time the teacher's forward alone")
+    parser.add_argument('--compile-teacher-forward', action='store_true',
+                        help="also time the teacher's compiled forward")
     parser.add_argument('--scale', type=float, default=1.0,
                         help='input size relative to the stock one')
     parser.add_argument('--batch', type=int, default=2)
@@ -182,8 +304,16 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     parser.add_argument('--out', help='write results.md and results.json '
                         'into this folder')
     args = parser.parse_args(argv)
-    known = {s.name: s for s in SETTINGS}
+    known = {s.name: s for s in ALL_SETTINGS}
     chosen = args.settings.split(',')
+    args.variants = (args.variants or DEFAULT_VARIANTS + (
+        ',stream' if args.device == 'cuda' else '')).split(',')
+    wrong = [v for v in args.variants if v not in VARIANTS]
+    if wrong:
+        parser.error(f'unknown variant(s) {wrong}; choose from '
+                     f'{sorted(VARIANTS)}')
+    # The student alone first: the others are given as ratios of it.
+    args.variants.sort(key=lambda v: v != 'student')
     unknown = [name for name in chosen if name not in known]
     if unknown:
         parser.error(f'unknown setting(s) {unknown}; choose from '
@@ -198,8 +328,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
               f'{args.warmup} warm-up steps')
     print(header, flush=True)
     rows = []
-    for name in chosen:
-        rows += bench_setting(known[name], args)
+    with tempfile.TemporaryDirectory() as ckpt_dir:
+        for name in chosen:
+            rows += bench_setting(known[name], args, ckpt_dir)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(osp.join(args.out, 'results.json'), 'w') as f:

@@ -10,9 +10,11 @@ from torch import nn
 
 from mmdist.apis.check_ops import (generated_batch, predict_step,
                                    record_mmcv_ops, train_step)
+from mmdist.models.algorithms.frozen_teacher_distill import \
+    typeless_preprocessor_to_student
 from mmdist.registry import MODELS
 
-__all__ = ['SETTINGS', 'Setting', 'build_setting', 'make_batch',
+__all__ = ['IMAGENET', 'SETTINGS', 'Setting', 'build_setting', 'make_batch',
            'record_mmcv_ops', 'setting_config', 'train_and_predict']
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -47,10 +49,16 @@ SETTINGS = (
     Setting('pspnet', 'configs/dist_pspnet_r18_cityscapes.py', 'seg',
             (512, 1024), True),
 )
+#: ImageNet ResNet-34 -> ResNet-18, the paper's classification baseline
+#: (beside the four settings in the benchmarks).
+IMAGENET = Setting('resnet18_in1k', 'configs/dist_resnet18_in1k.py', 'cls',
+                   (224, 224), True)
 
 #: What :func:`build_setting` builds: the student alone, MMRazor's stock
 #: algorithm, or mmdist's (as configured).
 VARIANTS = ('student', 'mmrazor', 'mmdist')
+_SCOPES = dict(det='mmdet', seg='mmseg', cls='mmpretrain')
+_TASKS = dict(det='detection', seg='segmentation', cls='classification')
 
 
 def setting_config(setting: Setting) -> Config:
@@ -62,9 +70,11 @@ def setting_config(setting: Setting) -> Config:
     model.teacher_ckpt = None
     student = model.architecture
     student.pop('pretrained', None)
-    student.backbone.init_cfg = None
+    student.backbone.pop('init_cfg', None)
     if cfg.get('data_preprocessor') is not None:
         model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    # mmpretrain's is typeless: the student's (MMRazor's algorithm too).
+    typeless_preprocessor_to_student(model)
     return cfg
 
 
@@ -78,15 +88,18 @@ def distill_loss_configs(distiller: dict) -> List[dict]:
 
 def build_setting(setting: Setting, variant: str = 'mmdist',
                   teacher_precision: Optional[str] = None,
-                  image_size: Optional[Tuple[int, int]] = None) -> nn.Module:
+                  image_size: Optional[Tuple[int, int]] = None,
+                  **options) -> nn.Module:
     """Build one variant of a setting with random weights.
 
     Args:
-        setting: One of :data:`SETTINGS`.
+        setting: One of :data:`SETTINGS` (or :data:`IMAGENET`).
         variant: One of :data:`VARIANTS`.
         teacher_precision: mmdist's ``teacher_precision`` option.
         image_size: The input size when it is not the stock one (the
             segmentation preprocessor pads to it).
+        **options: More options of mmdist's algorithm (``teacher_ckpt``,
+            ``teacher_fold_bn``, ``teacher_compile``, ...).
 
     Returns:
         The model in training mode, on the CPU.
@@ -100,7 +113,7 @@ def build_setting(setting: Setting, variant: str = 'mmdist',
                     model_cfg.architecture.data_preprocessor):
             pre.size = tuple(image_size)
     if variant == 'student':
-        init_default_scope('mmdet' if setting.task == 'det' else 'mmseg')
+        init_default_scope(_SCOPES[setting.task])
         model = MODELS.build(model_cfg.architecture)
     else:
         if variant == 'mmrazor':
@@ -112,8 +125,10 @@ def build_setting(setting: Setting, variant: str = 'mmdist',
             model_cfg.type = 'SingleTeacherDistill'
             for loss in distill_loss_configs(model_cfg.distiller):
                 loss.pop('log_terms', None)  # it logs tensors only
-        elif teacher_precision is not None:
-            model_cfg.teacher_precision = teacher_precision
+        else:
+            model_cfg.update(options)
+            if teacher_precision is not None:
+                model_cfg.teacher_precision = teacher_precision
         init_default_scope('mmrazor')
         model = MODELS.build(model_cfg)
     model.train()  # MMRazor's train() returns None
@@ -125,10 +140,11 @@ def make_batch(setting: Setting, batch_size: int = 2,
                seed: int = 0) -> Dict[str, List]:
     """A generated batch of the setting's task as a dataloader yields it
     (:func:`mmdist.apis.check_ops.generated_batch`): 5 boxes an image over
-    80 classes, or labels of 19 classes with a band of 255."""
-    task = 'detection' if setting.task == 'det' else 'segmentation'
-    return generated_batch(task, batch_size, image_size or setting.image_size,
-                           80 if setting.task == 'det' else 19, seed,
+    80 classes, labels of 19 classes with a band of 255, or one of 1000
+    classes an image."""
+    classes = dict(det=80, seg=19, cls=1000)[setting.task]
+    return generated_batch(_TASKS[setting.task], batch_size,
+                           image_size or setting.image_size, classes, seed,
                            boxes=5)
 
 

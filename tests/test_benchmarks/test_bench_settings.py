@@ -1,31 +1,43 @@
 """Smoke run of benchmarks/bench_settings.py on CPU at 1/10 of the stock
-input sizes (the full run is for a GPU: scripts/gpu_check.sh)."""
+input sizes, on the quickest setting (the full run is for a GPU:
+scripts/gpu_check.sh)."""
 import json
 import os.path as osp
 
 from tests.utils import run_tool
 
+VARIANTS = {'student': 'student alone',
+            'mmrazor': 'MMRazor SingleTeacherDistill', 'mmdist': 'mmdist',
+            'unfolded': 'mmdist, teacher unfolded',
+            'bf16': 'mmdist, teacher bf16',
+            'channels_last': 'mmdist, channels last'}
+
 
 def test_bench_settings_runs_on_cpu(tmp_path):
     out = str(tmp_path / 'bench')
     run_tool(['benchmarks/bench_settings.py', '--device', 'cpu', '--scale',
-              '0.1', '--repeat', '1', '--warmup', '0', '--out', out])
+              '0.1', '--repeat', '1', '--warmup', '0', '--settings',
+              'resnet18_in1k', '--variants', ','.join(VARIANTS),
+              '--teacher-forward', '--out', out])
     with open(osp.join(out, 'results.json')) as f:
         rows = json.load(f)['rows']
     timed = [r for r in rows if 'step_s' in r]
-    variants = {(r['setting'], r['variant']) for r in timed}
-    for setting in ('retinanet', 'faster_rcnn', 'deeplabv3', 'pspnet'):
-        for variant in ('student alone', 'mmdist', 'mmdist, teacher bf16'):
-            assert (setting, variant) in variants
-        # MMRazor's algorithm would pair the teachers' RoIs with the
-        # student's: left out of the two-stage setting.
-        assert ((setting, 'MMRazor SingleTeacherDistill') in variants) == \
-            (setting != 'faster_rcnn')
+    assert {(r['setting'], r['variant']) for r in timed} == {
+        ('resnet18_in1k', v) for v in VARIANTS.values()}
     assert all(r['step_s'] > 0 and r['precision'] == 'fp32' for r in timed)
+    for r in timed:  # each step as a ratio of the student's alone
+        student = next(s for s in timed if s['setting'] == r['setting']
+                       and s['variant'] == 'student alone')
+        assert abs(r['vs_student'] - r['step_s'] / student['step_s']) < 1e-9
+    forward = [r for r in rows if 'teacher_forward' in r]
+    assert [r['teacher_forward'] for r in forward] == [
+        'plain', 'folded', 'folded, channels last']
+    assert all(r['ms'] > 0 for r in forward)
     drifts = [r['drift'] for r in rows if 'drift' in r]
-    assert len(drifts) == 4
+    assert len(drifts) == 1
     # A bfloat16 teacher moves the distillation losses by well under 1 %.
     assert all(0 <= d['max_rel_diff'] < 1e-2 for d in drifts)
     with open(osp.join(out, 'results.md')) as f:
         table = f.read()
-    assert '| retinanet | mmdist | fp32 |' in table
+    assert '| resnet18_in1k | mmdist | fp32 |' in table
+    assert '| resnet18_in1k | folded |' in table
