@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmdist.registry import MODELS
-from tests.utils import REPO
+from tests.utils import REPO, distill_loss_names, random_teachers
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ from tests.utils import REPO
 def test_detection_configs_train_a_step(config):
     from mmdet.testing import demo_mm_inputs
     cfg = Config.fromfile(config)
-    cfg.model.teacher_ckpt = None
+    random_teachers(cfg.model)
     cfg.model.architecture.backbone.init_cfg = None
     init_default_scope('mmdet')
     model = MODELS.build(cfg.model)
@@ -29,9 +29,8 @@ def test_detection_configs_train_a_step(config):
     losses = model.loss(data['inputs'], data['data_samples'])
     distill = {k: v for k, v in losses.items()
                if k.startswith('distill.loss')}
-    expected = set(cfg.model.distiller.get('distill_losses', {})) | {
-        f'loss_{name}' for name in cfg.model.distiller.logits}
-    assert {k[len('distill.'):] for k in distill} == expected
+    assert {k[len('distill.'):] for k in distill} == distill_loss_names(
+        cfg.model)
     assert all(torch.isfinite(v) for v in distill.values())
     sum(distill.values()).backward()
     if 'anchor_rows' in config:
@@ -44,22 +43,28 @@ def test_detection_configs_train_a_step(config):
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
-# Configs beyond the paper: (config name, number of logit levels, entry).
+# Configs beyond the paper: (config name, number of logit levels, entry,
+# its teachers if several).
 BEYOND = [
-    ('dist_fcos_r50_coco', 5, 'cls'), ('dist_atss_r50_coco', 5, 'cls'),
-    ('dist_gfl_r50_coco', 5, 'cls'), ('dist_rtmdet_s_coco', 3, 'cls'),
-    ('dist_segformer_mit-b0_cityscapes', 1, 'cls'),
-    ('dist_deeplabv3_r18_segformer-mit-b5_cityscapes', 1, 'decode')
+    ('dist_fcos_r50_coco', 5, 'cls', []), ('dist_atss_r50_coco', 5, 'cls',
+                                           []),
+    ('dist_gfl_r50_coco', 5, 'cls', []), ('dist_rtmdet_s_coco', 3, 'cls', []),
+    ('dist_segformer_mit-b0_cityscapes', 1, 'cls', []),
+    ('dist_deeplabv3_r18_segformer-mit-b5_cityscapes', 1, 'decode', []),
+    ('dist_deeplabv3_r18_two-teachers_cityscapes', 1, 'decode',
+     ['deeplabv3_r101', 'segformer_b5']),
+    ('dist_retinanet_r50_two-teachers_coco', 5, 'cls', ['x101', 'r101']),
 ]
 
 
-@pytest.mark.parametrize('name, levels, entry', BEYOND)
-def test_configs_beyond_the_paper_train_two_iterations(name, levels, entry):
+@pytest.mark.parametrize('name, levels, entry, teachers', BEYOND)
+def test_configs_beyond_the_paper_train_two_iterations(name, levels, entry,
+                                                       teachers):
     from mmengine.optim import build_optim_wrapper
 
     from mmdist.testing import SETTINGS, make_batch
     cfg = Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))
-    cfg.model.teacher_ckpt = None
+    random_teachers(cfg.model)
     task = 'seg' if 'cityscapes' in name else 'det'
     size = (64, 128) if task == 'seg' else (96, 96)
     if task == 'seg':
@@ -72,16 +77,21 @@ def test_configs_beyond_the_paper_train_two_iterations(name, levels, entry):
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     setting = next(s for s in SETTINGS if s.task == task)
     before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    # Each teacher's own term, or the one teacher's.
+    keys = [f'{entry}_{t}' for t in teachers] or [entry]
     for _ in range(2):
         log = model.train_step(make_batch(setting, 2, size), optim_wrapper)
-        total = float(log[f'distill.loss_{entry}'])
-        assert math.isfinite(total)
-        if levels > 1:
-            values = [float(log[f'distill.{entry}_l{i}'])
-                      for i in range(levels)]
-            assert all(math.isfinite(v) for v in values)
-            assert f'distill.{entry}_l{levels}' not in log
-            assert sum(values) == pytest.approx(total, rel=1e-4)
+        assert {k for k in log if k.startswith('distill.loss')} == {
+            f'distill.{n}' for n in distill_loss_names(cfg.model)}
+        assert all(math.isfinite(float(v)) for k, v in log.items()
+                   if k.startswith('distill.'))
+        for key in keys:
+            total = float(log[f'distill.loss_{key}'])
+            if levels > 1:
+                values = [float(log[f'distill.{key}_l{i}'])
+                          for i in range(levels)]
+                assert f'distill.{key}_l{levels}' not in log
+                assert sum(values) == pytest.approx(total, rel=1e-4)
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, before[key]), key
 
@@ -112,7 +122,7 @@ def test_classification_configs_train_two_iterations(name, augments,
     from mmengine.optim import build_optim_wrapper
     from mmpretrain.registry import TRANSFORMS
     cfg = Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))
-    cfg.model.teacher_ckpt = None
+    random_teachers(cfg.model)
     if augments:
         cfg.model.architecture.train_cfg = dict(augments=augments)
     init_default_scope('mmpretrain')
@@ -137,25 +147,31 @@ def test_classification_configs_train_two_iterations(name, augments,
                             enumerate(imagenet_images)])
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     seen = {}
+    sides = [('student', model.architecture.backbone)] + [
+        (str(info.name), teacher.backbone)
+        for info, teacher in model.teacher_models()]
     hooks = [
         module.register_forward_pre_hook(
             lambda mod, args, side=side: seen.__setitem__(side, args[0]))
-        for side, module in (('student', model.architecture.backbone),
-                             ('teacher', model.teacher.backbone))
+        for side, module in sides
     ]
     before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     student = model.architecture.head.fc.weight.detach().clone()
     for _ in range(2):
         log = model.train_step(batch, optim_wrapper)
-        assert math.isfinite(float(log['distill.loss_cls']))
+        for loss in distill_loss_names(cfg.model):
+            assert math.isfinite(float(log[f'distill.{loss}']))
         assert math.isfinite(float(log['student.loss']))
-        assert torch.equal(seen['student'], seen['teacher'])
+        # Every teacher reads exactly the student's batch.
+        assert len(seen) == len(sides)
+        assert all(torch.equal(seen['student'], seen[side])
+                   for side, _ in sides)
     for hook in hooks:
         hook.remove()
     assert seen['student'].shape[-2:] == (224, 224)
     plain = model.data_preprocessor(batch, False)['inputs']
     # With batch augments the images were mixed before either model saw them.
-    assert torch.equal(seen['teacher'], plain) != mixes
+    assert torch.equal(seen['student'], plain) != mixes
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert not torch.equal(model.architecture.head.fc.weight, student)

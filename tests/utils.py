@@ -315,3 +315,27 @@ def copy_checkout(target: str) -> str:
                                     '*.egg-info', '__pycache__', 'data')
     shutil.copytree(REPO, target, symlinks=True, ignore=ignore)
     return target
+
+
+def random_teachers(model_cfg: dict) -> None:
+    """No checkpoint for the teachers of a distillation model config (one
+    or several), in place: they keep their random weights."""
+    if 'teacher_ckpt' in model_cfg or 'teacher' in model_cfg:
+        model_cfg['teacher_ckpt'] = None
+    for teacher in (model_cfg.get('teachers') or {}).values():
+        teacher['ckpt'] = None
+
+
+def distill_loss_names(model_cfg: dict) -> set:
+    """The distillation losses a model config logs (without 'distill.'):
+    its loss mappings', and each logits entry's ``loss_<name>``, or, with
+    several teachers taught one by one, ``loss_<name>_<teacher>``."""
+    distiller = model_cfg['distiller']
+    names = set(distiller.get('distill_losses') or {})
+    for name, spec in (distiller.get('logits') or {}).items():
+        teachers = spec.get('teachers')
+        if teachers and spec.get('combine', 'per_teacher') == 'per_teacher':
+            names |= {f'loss_{name}_{teacher}' for teacher in teachers}
+        else:
+            names.add(f'loss_{name}')
+    return names

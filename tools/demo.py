@@ -2,11 +2,13 @@
 
     python tools/demo.py                          # or: make demo
     python tools/demo.py --task classification
+    python tools/demo.py --task detection
 
-Generates a small data set in a real layout (Cityscapes or ImageNet), trains
-a teacher on it (DeepLabV3 R101-D8 or ResNet-34), then a student (R18-D8 or
-ResNet-18) alone, with KD and with DIST (configs/demo/), and ends with a
-table and curves under work_dirs/demo/ (work_dirs/demo_classification/).
+Generates a small data set in a real layout (Cityscapes, ImageNet or COCO),
+trains a teacher on it (DeepLabV3 R101-D8, ResNet-34 or RetinaNet R34), then
+a student (R18-D8, ResNet-18 or RetinaNet R18) alone, with KD and with DIST
+(configs/demo/), and ends with a table and curves under work_dirs/demo/
+(work_dirs/demo_classification/, work_dirs/demo_detection/).
 """
 import argparse
 
@@ -21,7 +23,10 @@ def _defaults(key: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--task', choices=sorted(TASKS),
-                        default='segmentation')
+                        default='segmentation',
+                        help='segmentation (DeepLabV3, mIoU), classification '
+                        '(ResNet, top-1) or detection (RetinaNet, COCO bbox '
+                        'mAP); default: segmentation')
     parser.add_argument('--work-dir', help='default: ' + ', '.join(
         f'{task.work_dir} ({name})' for name, task in sorted(TASKS.items())))
     parser.add_argument('--teacher-iters', type=int,

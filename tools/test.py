@@ -3,12 +3,16 @@
     python tools/test.py configs/dist_retinanet_r50_coco.py \
         work_dirs/dist_retinanet_r50_coco/epoch_24.pth
     python tools/test.py configs/dist_retinanet_r50_coco.py --teacher
+    python tools/test.py \
+        configs/dist_deeplabv3_r18_two-teachers_cityscapes.py \
+        --teacher segformer_b5
 
 Takes a distillation checkpoint with its distillation config (the student is
 evaluated) or a converted student with the stock student config. With
---teacher, the teacher of a distillation config is evaluated alone, on the
-config's test data with the metrics of the teacher's own config, from
-model.teacher_ckpt or the checkpoint given, its BatchNorm folded as the
+--teacher, the teacher of a distillation config is evaluated alone (of
+several teachers, the one named), on the config's test data with the
+metrics of the teacher's own config, from its checkpoint in the config
+(model.teacher_ckpt) or the checkpoint given, its BatchNorm folded as the
 distillation folds it (model.teacher_fold_bn): check a teacher before
 distilling from it.
 """
@@ -32,13 +36,14 @@ def parse_args() -> argparse.Namespace:
         help='checkpoint file (with --teacher: the teacher\'s, by default '
         'model.teacher_ckpt)')
     parser.add_argument(
-        '--teacher', action='store_true',
-        help='evaluate the teacher of a distillation config alone')
+        '--teacher', nargs='?', const='', metavar='NAME',
+        help='evaluate the teacher of a distillation config alone (of '
+        'several teachers, the one named)')
     parser.add_argument(
         '--out', help='dump the predictions to this pickle file')
     add_runner_args(parser)
     args = parser.parse_args()
-    if args.checkpoint is None and not args.teacher:
+    if args.checkpoint is None and args.teacher is None:
         parser.error('the checkpoint to evaluate is required (or --teacher '
                      'to evaluate the teacher of a distillation config)')
     return args
@@ -48,18 +53,21 @@ def main() -> None:
     args = parse_args()
     cfg = load_config(args)
     teacher_ckpt = None
-    if args.teacher:
+    if args.teacher is not None:
         # The teacher as the distillation runs it: folded unless said.
         fold_bn = cfg.model.get('teacher_fold_bn', True)
-        cfg, teacher_ckpt = teacher_test_config(cfg, args.checkpoint)
+        cfg, teacher_ckpt = teacher_test_config(cfg, args.checkpoint,
+                                                args.teacher or None)
         check_local_file(teacher_ckpt, 'teacher checkpoint',
                          'model.teacher_ckpt')
     else:
         check_local_file(args.checkpoint, 'checkpoint', 'load_from')
         cfg.load_from = args.checkpoint
-        # Weights come from the checkpoint: the teacher's are not needed.
+        # Weights come from the checkpoint: the teachers' are not needed.
         if 'teacher_ckpt' in cfg.model:
             cfg.model.teacher_ckpt = None
+        for teacher in (cfg.model.get('teachers') or {}).values():
+            teacher.ckpt = None
     if args.out:
         cfg.test_evaluator = [
             *evaluator_metrics(cfg.test_evaluator),

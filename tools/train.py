@@ -64,6 +64,9 @@ def main() -> None:
     check_data(cfg, loaders)
     check_local_file(cfg.model.get('teacher_ckpt'), 'teacher checkpoint',
                      'model.teacher_ckpt')
+    for name, teacher in (cfg.model.get('teachers') or {}).items():
+        check_local_file(teacher.get('ckpt'), f'checkpoint of teacher {name}',
+                         f'model.teachers.{name}.ckpt')
     check_local_file(cfg.model.get('student_ckpt'), 'student checkpoint',
                      'model.student_ckpt')
     check_load_from(cfg)

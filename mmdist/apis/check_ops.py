@@ -248,15 +248,30 @@ def model_num_classes(model: nn.Module, default: int = 80) -> int:
     return min(counts) if counts else default
 
 
+def detector_targets(model: nn.Module) -> Dict[str, bool]:
+    """Which ground truth besides boxes a detector (a distillation's
+    student) trains on: instance masks, a semantic map."""
+    student = _student(model)
+    roi_head = getattr(student, 'roi_head', None)
+    panoptic = any(hasattr(student, name) for name in (
+        'panoptic_head', 'panoptic_fusion_head'))
+    return dict(
+        with_mask=panoptic or bool(getattr(student, 'with_mask', False))
+        or hasattr(student, 'mask_head'),
+        with_semantic=panoptic or hasattr(student, 'semantic_head')
+        or bool(getattr(roi_head, 'with_semantic', False)))
+
+
 def generated_batch(task: str, batch_size: int, size: Tuple[int, int],
-                    num_classes: int, seed: int = 0,
-                    boxes: int = 3) -> Dict[str, List]:
+                    num_classes: int, seed: int = 0, boxes: int = 3,
+                    with_mask: bool = False,
+                    with_semantic: bool = False) -> Dict[str, List]:
     """A generated batch as a data loader yields it (uint8 images and data
     samples with ground truth), for ``train_step`` and ``val_step``.
 
-    Detection: mmdet's demo inputs, ``boxes`` boxes an image, with
-    instance masks and a semantic map (panoptic and mask heads read them,
-    others ignore them). Segmentation: random labels with a band of 255.
+    Detection: mmdet's demo inputs, ``boxes`` boxes an image, with instance
+    masks and a semantic map if asked (:func:`detector_targets` says which
+    a model needs). Segmentation: random labels with a band of 255.
     Classification: one label an image.
     """
     height, width = size
@@ -266,7 +281,7 @@ def generated_batch(task: str, batch_size: int, size: Tuple[int, int],
         return demo_mm_inputs(
             batch_size=batch_size, image_shapes=(3, height, width),
             num_items=[boxes] * batch_size, num_classes=max(num_classes, 2),
-            with_mask=True, with_semantic=True)
+            with_mask=with_mask, with_semantic=with_semantic)
     generator = torch.Generator().manual_seed(seed)
     images = [torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
                             generator=generator) for _ in range(batch_size)]
@@ -474,8 +489,9 @@ def check_ops(cfg: Config, name: str = '', devices: Sequence[str] = ('cpu',),
         return report
     size = task_size or ((224, 224) if report.task == 'classification'
                          else (256, 256))
+    targets = detector_targets(model) if report.task == 'detection' else {}
     data = generated_batch(report.task, batch_size, size,
-                           model_num_classes(model))
+                           model_num_classes(model), **targets)
     # Predict as the config's validation does: mmdet's guided anchoring,
     # for one, takes one image at a time.
     val_batch = (cfg.get('val_dataloader') or {}).get('batch_size', 1)

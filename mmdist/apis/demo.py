@@ -9,7 +9,9 @@ results are a table and a plot of the curves.
 - segmentation: DeepLabV3 R101-D8 -> R18-D8 on Cityscapes-layout data,
   mmseg's IoUMetric;
 - classification: ResNet-34 -> ResNet-18 on ImageNet-layout data,
-  mmpretrain's Accuracy.
+  mmpretrain's Accuracy;
+- detection: RetinaNet R34 -> R18 on COCO-layout data, mmdet's CocoMetric
+  (bbox mAP, logged as a fraction and shown in %).
 """
 import glob
 import json
@@ -30,6 +32,13 @@ def _make_cityscapes(root: str, num_train: int, num_val: int,
     from mmdist.datasets import make_cityscapes
     make_cityscapes(root, num_train=num_train, num_val=num_val,
                     image_size=(64, 128), seed=seed)
+
+
+def _make_coco(root: str, num_train: int, num_val: int, seed: int) -> None:
+    from mmdist.datasets import make_coco
+    make_coco(root, num_train=num_train, num_val=num_val,
+              image_size=(64, 64), max_shapes=3, seed=seed,
+              shape_classes=True, radius=(0.12, 0.25))
 
 
 def _make_imagenet(root: str, num_train: int, num_val: int,
@@ -58,6 +67,11 @@ class DemoTask:
         metric_text: What the table reports.
         defaults: teacher_iters, iters, num_train and num_val.
         work_dir: Where the demo writes by default.
+        scale: What the logged metrics are multiplied by to be shown in %
+            (100 for a metric logged as a fraction, as COCO's mAP).
+        data_options: --cfg-options that name files of the generated data
+            beside the data roots (``{data_root}`` is its folder), as the
+            annotation file of COCO's evaluator.
     """
     title: str
     configs: Tuple[str, str, str, str]
@@ -71,6 +85,8 @@ class DemoTask:
     metric_text: str
     defaults: Dict[str, int]
     work_dir: str
+    scale: float = 1.0
+    data_options: Tuple[str, ...] = ()
 
 
 TASKS: Dict[str, DemoTask] = {
@@ -108,6 +124,29 @@ TASKS: Dict[str, DemoTask] = {
         defaults=dict(teacher_iters=300, iters=200, num_train=100,
                       num_val=20),
         work_dir='work_dirs/demo_classification'),
+    'detection': DemoTask(
+        title='RetinaNet R34 -> R18',
+        configs=('retinanet_r34_toy_teacher.py', 'retinanet_r18_toy.py',
+                 'kd_retinanet_r18_toy.py', 'dist_retinanet_r18_toy.py'),
+        names=('teacher (RetinaNet R34)', 'student alone (RetinaNet R18)',
+               'student + KD', 'student + DIST'),
+        metric='coco/bbox_mAP',
+        columns=(('coco/bbox_mAP', 'bbox mAP'),
+                 ('coco/bbox_mAP_50', 'mAP_50'),
+                 ('coco/bbox_mAP_75', 'mAP_75')),
+        task_loss='loss_cls',
+        loss_title='focal loss of the classification head (train)',
+        data=('data/coco', _make_coco),
+        data_text='synthetic COCO-layout data (3 shape classes, {train} '
+        'train / {val} val images, 64 x 64)',
+        metric_text="COCO's bbox mAP (%) on the val split",
+        defaults=dict(teacher_iters=400, iters=250, num_train=400,
+                      num_val=100),
+        work_dir='work_dirs/demo_detection',
+        scale=100,
+        data_options=tuple(
+            f'{split}_evaluator.ann_file={{data_root}}/annotations/'
+            'instances_val2017.json' for split in ('val', 'test'))),
 }
 
 
@@ -135,8 +174,10 @@ def demo_runs(task: DemoTask, work_dir: str) -> List[Run]:
 _ITER = re.compile(r'Iter\((train|val)\)\s*\[\s*(\d+)/(\d+)\]')
 
 
-def _progress(name: str, metric: str, line: str) -> Optional[str]:
-    """A short progress line from an MMEngine log line, or None."""
+def _progress(name: str, metric: str, line: str,
+              scale: float = 1.0) -> Optional[str]:
+    """A short progress line from an MMEngine log line, or None (the
+    metric multiplied by ``scale``)."""
     match = _ITER.search(line)
     if not match:
         return None
@@ -146,12 +187,14 @@ def _progress(name: str, metric: str, line: str) -> Optional[str]:
         return (f'  {name}: iteration {step}/{total}'
                 + (f', loss {float(loss.group(1)):.3f}' if loss else ''))
     value = re.search(rf'\s{re.escape(metric)}: ([\d.]+)', line)
-    return f'  {name}: {metric} {float(value.group(1)):.2f}' if value \
-        else None
+    return f'  {name}: {metric} {float(value.group(1)) * scale:.2f}' \
+        if value else None
 
 
-def train(run: Run, metric: str, iters: int, options: List[str]) -> str:
-    """Train one run with tools/train.py; return its last checkpoint."""
+def train(run: Run, metric: str, iters: int, options: List[str],
+          scale: float = 1.0) -> str:
+    """Train one run with tools/train.py; return its last checkpoint (the
+    progress shows the metric multiplied by ``scale``)."""
     cmd = [
         sys.executable,
         osp.join(REPO, 'tools', 'train.py'), run.config, '--work-dir',
@@ -169,7 +212,7 @@ def train(run: Run, metric: str, iters: int, options: List[str]) -> str:
                           cwd=REPO) as proc:
         for line in proc.stdout:
             log_lines.append(line)
-            shown = _progress(run.name, metric, line)
+            shown = _progress(run.name, metric, line, scale)
             if shown:
                 print(shown, flush=True)
     if proc.returncode != 0:
@@ -179,9 +222,10 @@ def train(run: Run, metric: str, iters: int, options: List[str]) -> str:
         return f.read().strip()
 
 
-def read_log(run: Run, metric: str) -> tuple:
+def read_log(run: Run, metric: str, scale: float = 1.0) -> tuple:
     """The run's curves, (iteration, value) pairs of the task loss and of
-    the metric, and its last validation metrics."""
+    the metric (its logged values times ``scale``), and its last validation
+    row as logged."""
     paths = sorted(glob.glob(osp.join(run.work_dir, '*', 'vis_data',
                                       '2*.json')))
     curves: Dict[str, List[tuple]] = {'loss': [], 'metric': []}
@@ -192,7 +236,7 @@ def read_log(run: Run, metric: str) -> tuple:
             if run.task_loss in row:
                 curves['loss'].append((row['iter'], row[run.task_loss]))
             if metric in row:
-                curves['metric'].append((row['step'], row[metric]))
+                curves['metric'].append((row['step'], row[metric] * scale))
                 final = row
     return curves, final
 
@@ -272,7 +316,8 @@ def run_demo(task_name: str,
     data = [
         f'{split}_dataloader.dataset.data_root={data_root}/'
         for split in ('train', 'val', 'test')
-    ] + [f'randomness.seed={seed}']
+    ] + [option.format(data_root=data_root) for option in task.data_options
+         ] + [f'randomness.seed={seed}']
 
     runs = demo_runs(task, work_dir)
     results, curves, teacher_ckpt = [], [], None
@@ -285,13 +330,14 @@ def run_demo(task_name: str,
         if teacher_ckpt is not None and step > 3:
             options.append(f'model.teacher_ckpt={teacher_ckpt}')
         began = time.time()
-        ckpt = train(run, task.metric, iters, options)
+        ckpt = train(run, task.metric, iters, options, task.scale)
         seconds = time.time() - began
         teacher_ckpt = teacher_ckpt or ckpt
-        curve, final = read_log(run, task.metric)
+        curve, final = read_log(run, task.metric, task.scale)
         curves.append(curve)
         results.append(dict(name=run.name, iters=iters, seconds=seconds,
-                            **{key: final[key] for key, _ in task.columns}))
+                            **{key: final[key] * task.scale
+                               for key, _ in task.columns}))
 
     table = write_table(task, results, osp.join(work_dir, 'results.md'))
     with open(osp.join(work_dir, 'results.json'), 'w') as f:

@@ -22,8 +22,8 @@ def _with_ann_file(evaluator: Evaluators, ann_file: Optional[str]
 
 
 def teacher_test_config(cfg: Config,
-                        checkpoint: Optional[str] = None
-                        ) -> Tuple[Config, str]:
+                        checkpoint: Optional[str] = None,
+                        name: Optional[str] = None) -> Tuple[Config, str]:
     """Turn a distillation config into a test config of its teacher alone.
 
     The model becomes the teacher; the data stay the distillation config's
@@ -34,27 +34,45 @@ def teacher_test_config(cfg: Config,
     distillation config's metrics.
 
     Args:
-        cfg: A distillation config (``model.teacher``, ``teacher_ckpt``).
-        checkpoint: The teacher's weights; by default
-            ``model.teacher_ckpt``.
+        cfg: A distillation config (``model.teacher`` and ``teacher_ckpt``,
+            or ``model.teachers``).
+        checkpoint: The teacher's weights; by default its checkpoint in
+            the config.
+        name: Which of several teachers (``model.teachers``).
 
     Returns:
         The test config and the teacher checkpoint to load into its model.
 
     Raises:
-        ValueError: A config without a teacher, or no checkpoint.
+        ValueError: A config without a teacher, a name that is not one of
+            its teachers (or missing, with several), or no checkpoint.
     """
     model = cfg.get('model') or {}
-    teacher = model.get('teacher')
-    if not isinstance(teacher, dict):
-        raise ValueError(
-            f'--teacher evaluates the teacher of a distillation config, and '
-            f'{cfg.filename} has no model.teacher dict')
-    checkpoint = checkpoint or model.get('teacher_ckpt')
+    teachers = model.get('teachers')
+    if isinstance(teachers, dict):
+        if name not in teachers:
+            raise ValueError(
+                f'{cfg.filename} has several teachers: name one, --teacher '
+                f'<name> with <name> one of {sorted(teachers)}'
+                + (f' (not {name!r})' if name else ''))
+        teacher = dict(teachers[name])
+        default = teacher.pop('ckpt', None)
+        teacher.pop('precision', None)
+    else:
+        teacher, default = model.get('teacher'), model.get('teacher_ckpt')
+        if not isinstance(teacher, dict):
+            raise ValueError(
+                f'--teacher evaluates the teacher of a distillation config, '
+                f'and {cfg.filename} has no model.teacher dict')
+        if name:
+            raise ValueError(f'{cfg.filename} has one teacher: use --teacher '
+                             f'without a name (not {name!r})')
+    checkpoint = checkpoint or default
     if not checkpoint:
         raise ValueError(
             'no teacher checkpoint: give it after the config (tools/test.py '
-            'CONFIG TEACHER.pth --teacher) or set model.teacher_ckpt')
+            'CONFIG TEACHER.pth --teacher) or set model.teacher_ckpt (with '
+            'several teachers, model.teachers.<name>.ckpt)')
     cfg = copy.deepcopy(cfg)
     ann_file = next((m['ann_file']
                      for m in evaluator_metrics(cfg.get('test_evaluator'))

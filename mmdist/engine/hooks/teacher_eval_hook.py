@@ -14,27 +14,30 @@ from mmdist.registry import HOOKS
 
 
 def evaluate_teacher(algorithm: nn.Module, dataloader: DataLoader,
-                     evaluator: Evaluator) -> Dict[str, float]:
-    """The teacher's metrics on ``dataloader``.
+                     evaluator: Evaluator,
+                     name: Optional[str] = None) -> Dict[str, float]:
+    """A teacher's metrics on ``dataloader``.
 
     The batches go through the algorithm's data preprocessor (the one the
     student's validation uses), then the teacher predicts in its
-    ``teacher_precision``, without gradients.
+    precision, without gradients.
 
     Args:
-        algorithm: A distillation algorithm with a ``teacher`` (a
+        algorithm: A distillation algorithm with teachers (a
             :class:`FrozenTeacherDistill`), not wrapped in DDP.
         dataloader: The validation data.
         evaluator: A fresh evaluator (its results are consumed).
+        name: Which of several teachers (None: the one teacher).
 
     Returns:
         The metrics, as ``Evaluator.evaluate`` returns them.
     """
     evaluator.dataset_meta = getattr(dataloader.dataset, 'metainfo', None)
-    teacher = algorithm.teacher
+    teacher = algorithm.teacher_module(name)
     for data_batch in dataloader:
         data = algorithm.data_preprocessor(data_batch, False)
-        with torch.no_grad(), algorithm.teacher_precision(data['inputs']):
+        with torch.no_grad(), algorithm.teacher_precision(data['inputs'],
+                                                          name):
             outputs = teacher(**data, mode='predict')
         evaluator.process(data_samples=outputs, data_batch=data_batch)
     return evaluator.evaluate(len(dataloader.dataset))
@@ -49,8 +52,9 @@ class TeacherEvalHook(Hook):
     first validation the teacher is evaluated once, on the same data with a
     copy of the same evaluator, and its metrics are logged beside the
     student's as ``teacher/<metric>`` (the teacher is frozen, so the value
-    stays in the later validation lines). The distillation configs register
-    it as ``default_hooks.teacher_eval``; ``default_hooks.teacher_eval=None``
+    stays in the later validation lines); each of several teachers as
+    ``teacher/<name>/<metric>``. The distillation configs register it as
+    ``default_hooks.teacher_eval``; ``default_hooks.teacher_eval=None``
     turns it off.
     """
 
@@ -58,7 +62,8 @@ class TeacherEvalHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self) -> None:
-        self.metrics: Optional[Dict[str, float]] = None
+        #: Each teacher's metrics (by name; None for the one teacher).
+        self.metrics: Optional[Dict[Optional[str], Dict[str, float]]] = None
 
     def after_val_epoch(self, runner,
                         metrics: Optional[Dict[str, float]] = None) -> None:
@@ -66,24 +71,28 @@ class TeacherEvalHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        if not hasattr(model, 'teacher'):
+        if not hasattr(model, 'teacher_infos'):
             raise TypeError(
                 f'default_hooks.teacher_eval evaluates the teacher of a '
                 f'distillation model, and {type(model).__name__} has none: '
                 'remove it (default_hooks.teacher_eval=None)')
-        evaluator = runner.build_evaluator(
-            copy.deepcopy(runner.cfg.val_evaluator))
-        # The validation loop has put the model in eval mode.
-        self.metrics = evaluate_teacher(model, runner.val_loop.dataloader,
-                                        evaluator)
-        # numpy 2 keeps mmseg's float32 metrics as np.float32, which is no
-        # Python float.
-        scalars = {key: float(value) for key, value in self.metrics.items()
-                   if isinstance(value, numbers.Real)}
-        for key, value in scalars.items():
-            runner.message_hub.update_scalar(f'val/teacher/{key}', value)
-        shown = ', '.join(f'{key} {value:.4g}'
-                          for key, value in scalars.items())
-        runner.logger.info(
-            f'teacher ({model.teacher_ckpt or "no checkpoint"}) on the '
-            f'validation set: {shown}')
+        self.metrics = {}
+        for info in model.teacher_infos:
+            evaluator = runner.build_evaluator(
+                copy.deepcopy(runner.cfg.val_evaluator))
+            # The validation loop has put the model in eval mode.
+            metrics = evaluate_teacher(model, runner.val_loop.dataloader,
+                                       evaluator, info.name)
+            # numpy 2 keeps mmseg's float32 metrics as np.float32, which is
+            # no Python float.
+            scalars = {key: float(value) for key, value in metrics.items()
+                       if isinstance(value, numbers.Real)}
+            key = 'teacher' if info.name is None else f'teacher/{info.name}'
+            for metric, value in scalars.items():
+                runner.message_hub.update_scalar(f'val/{key}/{metric}', value)
+            shown = ', '.join(f'{metric} {value:.4g}'
+                              for metric, value in scalars.items())
+            runner.logger.info(
+                f'{info.who} ({info.ckpt or "no checkpoint"}) on the '
+                f'validation set: {shown}')
+            self.metrics[info.name] = metrics

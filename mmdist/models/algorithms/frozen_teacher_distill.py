@@ -1,8 +1,9 @@
-"""Single-teacher distillation whose teacher runs only what is distilled."""
+"""Distillation from frozen teachers that run only what is distilled."""
 import contextlib
-from typing import ContextManager, Dict, Iterator, List, Optional
+from typing import ContextManager, Dict, Iterator, List, Optional, Tuple
 
 import torch
+from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from mmrazor.models.algorithms import SingleTeacherDistill
 from mmrazor.models.utils import add_prefix
@@ -10,39 +11,20 @@ from mmrazor.registry import MODELS as MMRAZOR_MODELS
 from torch import Tensor, nn
 
 from mmdist.registry import MODELS
-from .fold_bn import Folded, fold_batch_norm, fold_state_dict
+from .distill_checks import check_finite, check_record_indices, \
+    split_loss_terms
+from .fold_bn import Folded, fold_batch_norm
 from .teacher_runtime import (CompileOption, CompiledForward, TeacherStream,
                               check_compiler, compile_options)
 from .teacher_utils import (check_same_classes, check_same_normalisation,
-                            load_teacher_checkpoint, model_task,
-                            student_state_dict, teacher_config)
+                            check_same_priors, load_teacher_checkpoint,
+                            model_task, student_state_dict)
+from .teachers import (TeacherGroup, TeacherInfo, check_identities,
+                       file_sha256, identities, keep_loaded_teachers,
+                       leave_out_teachers, teacher_specs)
 
-# Accepted values of teacher_precision.
-_AUTOCAST_DTYPES = {
-    None: None,
-    'bfloat16': torch.bfloat16,
-    'float16': torch.float16
-}
-
-
-def split_loss_terms(losses: Dict[str, object]) -> Dict[str, Tensor]:
-    """Flatten losses that return ``dict(loss=..., <term>=...)``.
-
-    ``loss_dist_p3: dict(loss, inter, intra)`` becomes ``loss_dist_p3`` plus
-    ``dist_p3_inter`` and ``dist_p3_intra``: names without "loss", which
-    MMEngine logs but does not add to the total.
-    """
-    flat: Dict[str, Tensor] = {}
-    for name, value in losses.items():
-        if not isinstance(value, dict):
-            flat[name] = value
-            continue
-        flat[name] = value['loss']
-        stem = name.replace('loss', '').strip('_') or 'distill'
-        for term, term_value in value.items():
-            if term != 'loss':
-                flat[f'{stem}_{term}'] = term_value
-    return flat
+__all__ = ['FrozenTeacherDistill', 'split_loss_terms',
+           'typeless_preprocessor_to_student']
 
 
 def typeless_preprocessor_to_student(kwargs: dict) -> None:
@@ -64,119 +46,6 @@ def typeless_preprocessor_to_student(kwargs: dict) -> None:
         kwargs['architecture'] = dict(
             student, data_preprocessor=dict(top, **own))
         kwargs['data_preprocessor'] = None
-
-
-def _raw_record(distiller: nn.Module, spec: dict) -> List[Tensor]:
-    """The floating-point tensors a loss mapping reads, before connectors
-    (running a connector again would cost a forward and a graph)."""
-    spec = {k: v for k, v in spec.items()
-            if k not in ('connector', 'connector_idx')}
-    record = distiller.get_record(**spec)
-    items = record if isinstance(record, (list, tuple)) else [record]
-    return [t for t in items
-            if isinstance(t, Tensor) and t.is_floating_point()]
-
-
-def check_record_indices(distiller: nn.Module) -> None:
-    """Fail clearly when a loss mapping reads a call its recorder did not
-    record this iteration (``record_idx`` past the last one).
-
-    Raises:
-        IndexError: The mapping, the recorder and how many calls it has.
-    """
-    for name, mapping in distiller.loss_forward_mappings.items():
-        for arg, spec in mapping.items():
-            side = 'student' if spec['from_student'] else 'teacher'
-            recorders = distiller.student_recorders if spec[
-                'from_student'] else distiller.teacher_recorders
-            recorder = recorders.get_recorder(spec['recorder'])
-            index, count = spec.get('record_idx', 0), len(recorder.data_buffer)
-            if not 0 <= index < count:
-                raise IndexError(
-                    f'loss_forward_mappings.{name}.{arg} reads record_idx='
-                    f"{index} of the {side} recorder {spec['recorder']!r} "
-                    f'({type(recorder).__name__} on {recorder.source!r}), '
-                    f'which recorded {count} call(s) in this iteration: use '
-                    f'a record_idx from 0 to {count - 1}')
-
-
-def check_finite(distiller: nn.Module, losses: Dict[str, Tensor]) -> None:
-    """Stop when a distillation loss or the logits it reads are not finite.
-
-    A broken teacher checkpoint or a half-precision overflow would otherwise
-    write NaN into every student weight, silently. All tensors are checked
-    together, with one device sync; only when one fails is the culprit
-    looked up.
-
-    Raises:
-        FloatingPointError: Which loss, which side (teacher or student, and
-            which recorder) and which training iteration.
-    """
-    # (loss name, what it reads, from_student, recorder) or a loss alone.
-    checked: List[tuple] = []
-    flags = []
-    for name, mapping in distiller.loss_forward_mappings.items():
-        for arg, spec in mapping.items():
-            for tensor in _raw_record(distiller, spec):
-                checked.append((name, arg, spec['from_student'],
-                                spec['recorder']))
-                flags.append(torch.isfinite(tensor).all())
-    recorded_logits = getattr(distiller, 'recorded_logits', None)
-    for name, what, from_student, recorder, tensor in (
-            recorded_logits() if recorded_logits else []):
-        checked.append((name, what, from_student, recorder))
-        flags.append(torch.isfinite(tensor).all())
-    for name, value in losses.items():
-        if name.startswith('loss') and isinstance(value, Tensor):
-            checked.append((name, None, None, None))
-            flags.append(torch.isfinite(value).all())
-    if not flags:
-        return
-    flags = torch.stack(flags)
-    if bool(flags.all()):
-        return
-    name, arg, from_student, recorder = checked[int(
-        (~flags).nonzero()[0])]
-    from mmengine.logging import MessageHub
-    iteration = MessageHub.get_current_instance().get_info('iter')
-    when = 'at an unknown iteration' if iteration is None else \
-        f'at training iteration {iteration + 1}'
-    if recorder is None:
-        what = 'overflowed from finite inputs'
-    else:
-        side = 'student' if from_student else 'teacher'
-        what = (f"reads NaN or Inf from the {side}'s {recorder!r} "
-                f'record ({arg})')
-    raise FloatingPointError(
-        f'distillation loss {name} {what} {when} (loss value '
-        f'{float(losses[name])}). A teacher: check teacher_ckpt (the right '
-        "file, trained, not corrupted); with teacher_precision='float16', "
-        "try 'bfloat16' or None. The student: lower the learning rate or "
-        'the loss weights, or drop --amp. Nothing of this iteration was '
-        'applied to the weights.')
-
-
-def _leave_out_teacher(module: nn.Module, state_dict: dict, prefix: str,
-                       local_metadata: dict) -> None:
-    """State-dict hook: a teacher loaded from ``teacher_ckpt`` is not
-    saved again (building the model loads it, on resume too)."""
-    if module.teacher_ckpt:
-        for key in [k for k in state_dict
-                    if k.startswith(prefix + 'teacher.')]:
-            del state_dict[key]
-
-
-def _keep_loaded_teacher(module: nn.Module, state_dict: dict, prefix: str,
-                         *args) -> None:
-    """Load pre-hook: a checkpoint without the teacher's weights leaves the
-    teacher as it is; one with them (older mmdist, MMRazor) loads them,
-    folded as the teacher is when it was saved unfolded."""
-    teacher = prefix + 'teacher.'
-    if not any(k.startswith(teacher) for k in state_dict):
-        for name, value in module.teacher.state_dict().items():
-            state_dict[teacher + name] = value
-    elif module.teacher_folded:
-        fold_state_dict(state_dict, module.teacher_folded, teacher)
 
 
 def _tensors(value: object) -> Iterator[Tensor]:
@@ -219,6 +88,23 @@ class FrozenTeacherDistill(SingleTeacherDistill):
     share of a step, is never backpropagated, and the distillation losses
     read its logits in float32.
 
+    Several teachers: ``teachers=dict(<name>=dict(cfg_path=... or
+    type=..., ckpt=..., precision=..., **overrides), ...)`` in place of
+    ``teacher``, ``teacher_ckpt`` and ``teacher_precision``. Each is built,
+    checked against the student (classes, normalisation, a dense
+    detector's anchors), loaded, folded and frozen as one teacher is, and
+    runs its forward in turn; ``model.teacher`` is then a
+    :class:`TeacherGroup` of them, so that the distiller names their modules
+    ``<name>.<module>`` (:class:`LogitDistiller`'s ``teachers``).
+
+    The checkpoint files the teachers came from are hashed (SHA-256) when
+    the model is built, and the hashes go into every checkpoint (the
+    model's extra state). Loading a checkpoint, on ``--resume`` say, whose
+    teachers had other hashes stops with both hashes, naming the teacher:
+    a replaced file would otherwise be distilled from silently (the
+    checkpoints leave the teachers out). ``allow_teacher_change=True``
+    goes on with the new files, saying so in the log.
+
     Args:
         distiller: Config of the distiller (MMRazor ConfigurableDistiller).
         teacher: Config of the teacher or a built teacher; a
@@ -254,13 +140,16 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         teacher_stream: On CUDA, run the teacher's forward on a stream of
             its own, beside the student's forward; the losses wait for it.
             Nothing changes on the CPU.
+        teachers: Several teachers by name, see above.
+        allow_teacher_change: Load a checkpoint whose teachers' files had
+            other contents.
         **kwargs: The other arguments of SingleTeacherDistill
             (``architecture`` is the student).
     """
 
     def __init__(self,
                  distiller: dict,
-                 teacher: dict,
+                 teacher: Optional[dict] = None,
                  teacher_ckpt: Optional[str] = None,
                  teacher_precision: Optional[str] = None,
                  student_ckpt: Optional[str] = None,
@@ -268,6 +157,8 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                  teacher_compile: CompileOption = False,
                  channels_last: bool = False,
                  teacher_stream: bool = False,
+                 teachers: Optional[Dict[str, dict]] = None,
+                 allow_teacher_change: bool = False,
                  **kwargs) -> None:
         for fixed in ('teacher_trainable', 'teacher_norm_eval'):
             if fixed in kwargs:
@@ -275,42 +166,36 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                     f'{type(self).__name__} keeps the teacher frozen and in '
                     f'eval mode; remove {fixed} from the config (use '
                     "MMRazor's SingleTeacherDistill for a trainable teacher)")
-        if teacher_precision not in _AUTOCAST_DTYPES:
-            raise ValueError(
-                f'teacher_precision={teacher_precision!r}; expected one of '
-                f'{sorted(map(str, _AUTOCAST_DTYPES))} (None keeps the '
-                "student's precision)")
         compiled = compile_options(teacher_compile, None)
         if compiled is not None:
             check_compiler(compiled)
-        if isinstance(teacher, dict) and 'cfg_path' in teacher:
-            teacher_cfg = teacher_config(teacher)
-            teacher = teacher_cfg.model
-            teacher_ckpt = teacher_ckpt or teacher_cfg.get('model_path')
+        specs = teacher_specs(teacher, teachers, teacher_ckpt,
+                              teacher_precision)
         typeless_preprocessor_to_student(kwargs)
-        # Both models are built first, so that a class count or a
-        # normalisation that differ are named before the distiller hooks
-        # them (where mismatched logits would be the first symptom).
+        # The models are built first, so that a class count, a
+        # normalisation or anchors that differ are named before the
+        # distiller hooks them (where mismatched logits would be the first
+        # symptom).
         if isinstance(kwargs.get('architecture'), dict):
             kwargs['architecture'] = MMRAZOR_MODELS.build(
                 kwargs['architecture'])
-        if isinstance(teacher, dict):
-            teacher = MMRAZOR_MODELS.build(teacher)
-        if kwargs.get('architecture') is not None:
-            check_same_classes(kwargs['architecture'], teacher)
-            check_same_normalisation(kwargs['architecture'], teacher)
-        super().__init__(distiller, teacher, teacher_ckpt=None, **kwargs)
-        self.teacher_dtype = _AUTOCAST_DTYPES[teacher_precision]
-        self.teacher_ckpt = teacher_ckpt
-        if teacher_ckpt:
-            load_teacher_checkpoint(self.teacher, teacher_ckpt)
-            # Keep init_weights from overwriting the loaded weights.
-            self.teacher._is_init = True
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
-        self.teacher_folded: List[Folded] = []
-        if teacher_fold_bn and teacher_ckpt:
-            self.teacher_folded = self._fold_teacher_bn()
+        built = {name: MMRAZOR_MODELS.build(model) if isinstance(
+            model, dict) else model for name, (model, _) in specs.items()}
+        student = kwargs.get('architecture')
+        for name, model in built.items():
+            if student is not None:
+                who = specs[name][1].who
+                check_same_classes(student, model, who)
+                check_same_normalisation(student, model, who)
+                check_same_priors(student, model, who)
+        module = built[None] if None in built else TeacherGroup(built)
+        super().__init__(distiller, module, teacher_ckpt=None, **kwargs)
+        self.teacher_infos: List[TeacherInfo] = [
+            info for _, info in specs.values()]
+        self._check_distilled_teachers()
+        for info in self.teacher_infos:
+            self._load_teacher(info, teacher_fold_bn)
+        self.allow_teacher_change = allow_teacher_change
         self.channels_last = channels_last
         if channels_last:
             self.student.to(memory_format=torch.channels_last)
@@ -327,14 +212,96 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                 type(self).teacher_forward, compiled,
                 "the teacher's forward")
         self.teacher_stream = TeacherStream() if teacher_stream else None
-        self.register_state_dict_post_hook(_leave_out_teacher)
-        self.register_load_state_dict_pre_hook(_keep_loaded_teacher)
+        self.register_state_dict_post_hook(leave_out_teachers)
+        self.register_load_state_dict_pre_hook(keep_loaded_teachers)
         # Read now, so that a checkpoint of another model stops the build;
         # read again in init_weights (a held copy would be deep-copied with
         # the model, by EMA for one).
         self.student_ckpt = student_ckpt
         if student_ckpt:
             student_state_dict(self.student, student_ckpt)
+
+    def _check_distilled_teachers(self) -> None:
+        """With several teachers, the distiller's logits name them all, and
+        only them."""
+        names = getattr(self.distiller, 'teacher_names', None)
+        if names is None:
+            return
+        named, ours = set(names()), {i.name for i in self.teacher_infos}
+        if ours == {None}:
+            if named:
+                raise ValueError(
+                    f'the distiller names teachers {sorted(named)}, and the '
+                    'model has one teacher: use teacher=... in each logits '
+                    "entry, or give the model teachers=dict(<name>=...)")
+            return
+        if not named:
+            raise ValueError(
+                'with several teachers, each logits entry names their '
+                "modules: teachers=dict(<name>=dict(module='<module>')) in "
+                'place of teacher=...')
+        if named - ours or ours - named:
+            raise ValueError(
+                f'the distiller names teachers {sorted(named)} and the model '
+                f'has {sorted(ours)}: every teacher must be distilled from '
+                '(its forward would be wasted) and named as in teachers')
+
+    def _load_teacher(self, info: TeacherInfo, fold_bn: bool) -> None:
+        """Load, hash, freeze and fold one teacher."""
+        module = self.teacher_module(info.name)
+        if info.ckpt:
+            load_teacher_checkpoint(module, info.ckpt)
+            # Keep init_weights from overwriting the loaded weights.
+            module._is_init = True
+            info.sha256 = file_sha256(info.ckpt)
+        module.requires_grad_(False)
+        module.eval()
+        if fold_bn and info.ckpt:
+            info.folded = self._fold_teacher_bn(info)
+
+    # One teacher's settings, as single-teacher code reads them.
+    @property
+    def teacher_ckpt(self) -> Optional[str]:
+        return self.teacher_infos[0].ckpt if self.single_teacher else None
+
+    @property
+    def teacher_dtype(self) -> Optional[torch.dtype]:
+        return self.teacher_infos[0].dtype if self.single_teacher else None
+
+    @teacher_dtype.setter
+    def teacher_dtype(self, dtype: Optional[torch.dtype]) -> None:
+        for info in self.teacher_infos:
+            info.dtype = dtype
+
+    @property
+    def teacher_folded(self) -> List[Folded]:
+        return [pair for info in self.teacher_infos for pair in info.folded]
+
+    @property
+    def single_teacher(self) -> bool:
+        return self.teacher_infos[0].name is None
+
+    def teacher_module(self, name: Optional[str] = None) -> nn.Module:
+        """The teacher of that name (None: the one teacher)."""
+        return self.teacher if name is None else self.teacher[name]
+
+    def teacher_models(self) -> Iterator[Tuple[TeacherInfo, nn.Module]]:
+        """Each teacher's info and module, in the order they were given."""
+        for info in self.teacher_infos:
+            yield info, self.teacher_module(info.name)
+
+    def get_extra_state(self) -> dict:
+        """What checkpoints record of the teachers: their files' hashes."""
+        return dict(teachers=identities(self.teacher_infos))
+
+    def set_extra_state(self, state: dict) -> None:
+        """A checkpoint's teachers must be this model's (see above)."""
+        changed = check_identities(self.teacher_infos,
+                                   (state or {}).get('teachers', {}),
+                                   self.allow_teacher_change)
+        for line in changed:
+            print_log(f'allow_teacher_change=True: going on with a changed '
+                      f'teacher: {line}', logger='current', level=30)
 
     def init_weights(self) -> None:
         """Initialise as configured, then load ``student_ckpt`` into the
@@ -344,49 +311,62 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         if self.student_ckpt:
             state_dict = student_state_dict(self.student, self.student_ckpt)
             self.student.load_state_dict(state_dict, strict=False)
-            from mmengine.logging import print_log
             print_log(f'the student starts from {self.student_ckpt} '
                       '(model.student_ckpt)', logger='current')
 
-    def _fold_teacher_bn(self) -> List[Folded]:
-        """Fold the teacher's BatchNorm (see ``teacher_fold_bn``), except in
+    def _fold_teacher_bn(self, info: TeacherInfo) -> List[Folded]:
+        """Fold a teacher's BatchNorm (see ``teacher_fold_bn``), except in
         the modules a teacher recorder reads."""
+        module = self.teacher_module(info.name)
         recorded = [getattr(r, 'source', None) for r in
                     self.distiller.teacher_recorders.recorders.values()]
+        skip = [r[len(info.prefix):] for r in recorded
+                if isinstance(r, str) and r.startswith(info.prefix)]
 
         def forward():
             # A generated image: only the graph's shape matters.
             image = torch.randn(1, 3, 64, 64, requires_grad=True)
-            return self.teacher_trace_forward(image)
+            return self.trace_teacher(module, image)
         try:
-            return fold_batch_norm(self.teacher, forward,
-                                   [r for r in recorded
-                                    if isinstance(r, str)])
+            return fold_batch_norm(module, forward, skip)
         except Exception as exc:  # a teacher that 64 x 64 does not suit
-            from mmengine.logging import print_log
-            print_log(f"the teacher's BatchNorm is left unfolded: its "
-                      f'forward on a generated 64 x 64 image failed ({exc!r})',
+            print_log(f"{info.who}'s BatchNorm is left unfolded: its forward "
+                      f'on a generated 64 x 64 image failed ({exc!r})',
                       logger='current', level=30)
             return []
 
-    def teacher_trace_forward(self, inputs: Tensor) -> object:
-        """The teacher's forward on ``inputs`` alone, for tracing what it
-        runs (:meth:`teacher_forward` without data samples or side
-        effects); returns its outputs."""
-        return self.teacher_forward(inputs, None)
+    def trace_teacher(self, teacher: nn.Module, inputs: Tensor) -> object:
+        """One teacher's forward on ``inputs`` alone, for tracing what it
+        runs (:meth:`forward_teacher` without data samples); returns its
+        outputs."""
+        return self.forward_teacher(teacher, inputs, None)
+
+    def forward_teacher(self, teacher: nn.Module, inputs: Tensor,
+                        data_samples: Optional[List[BaseDataElement]]
+                        ) -> object:
+        """Run the part of one teacher that the recorders need; returns its
+        outputs."""
+        return teacher(inputs, data_samples, mode='tensor')
 
     def teacher_forward(self, inputs: Tensor,
                         data_samples: Optional[List[BaseDataElement]]
-                        ) -> object:
-        """Run the part of the teacher that the recorders need; returns its
-        outputs."""
-        return self.teacher(inputs, data_samples, mode='tensor')
+                        ) -> list:
+        """Every teacher's :meth:`forward_teacher`, each in its precision;
+        returns their outputs in order."""
+        outputs = []
+        for info, teacher in self.teacher_models():
+            with self.teacher_precision(inputs, info.name):
+                outputs.append(self.forward_teacher(teacher, inputs,
+                                                    data_samples))
+        return outputs
 
-    def teacher_precision(self, inputs: Tensor) -> ContextManager:
-        """The autocast that the teacher runs in (none unless configured)."""
-        if self.teacher_dtype is None:
+    def teacher_precision(self, inputs: Tensor,
+                          name: Optional[str] = None) -> ContextManager:
+        """The autocast that a teacher runs in (none unless configured)."""
+        dtype = next(i.dtype for i in self.teacher_infos if i.name == name)
+        if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(inputs.device.type, dtype=self.teacher_dtype)
+        return torch.autocast(inputs.device.type, dtype=dtype)
 
     #: Whether :meth:`teacher_forward_after_student` runs; subclasses that
     #: set it keep the teacher recorders open around the student.
@@ -394,11 +374,12 @@ class FrozenTeacherDistill(SingleTeacherDistill):
 
     def teacher_forward_after_student(
             self, inputs: Tensor,
-            data_samples: Optional[List[BaseDataElement]]) -> None:
+            data_samples: Optional[List[BaseDataElement]],
+            teacher_outputs: list) -> None:
         """Teacher work that needs what the student did (none here).
 
         Runs under ``torch.no_grad``, the teacher recorders still holding
-        what :meth:`teacher_forward` recorded.
+        what :meth:`teacher_forward` recorded, with what it returned.
         """
 
     def loss(self,
@@ -416,7 +397,6 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             teacher_recording.enter_context(distiller.teacher_recorders)
             distiller.set_deliveries_override(False)
             with distiller.deliveries, torch.no_grad(), \
-                    self.teacher_precision(inputs), \
                     stream.run(inputs) if stream else contextlib.nullcontext():
                 teacher_outputs = self._compiled_teacher(
                     self, inputs, data_samples) if self._compiled_teacher \
@@ -433,8 +413,9 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                     *(r.data_buffer for r in
                       distiller.teacher_recorders.recorders.values())]))
             if self.teacher_runs_after_student:
-                with torch.no_grad(), self.teacher_precision(inputs):
-                    self.teacher_forward_after_student(inputs, data_samples)
+                with torch.no_grad():
+                    self.teacher_forward_after_student(inputs, data_samples,
+                                                       teacher_outputs)
 
         losses = {}
         if self.calculate_student_loss:
@@ -448,7 +429,7 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         return losses
 
     def train(self, mode: bool = True) -> 'FrozenTeacherDistill':
-        """Switch the student and distiller; the teacher stays in eval."""
+        """Switch the student and distiller; the teachers stay in eval."""
         super().train(mode)
         self.teacher.eval()
         return self

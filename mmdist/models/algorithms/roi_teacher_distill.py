@@ -61,12 +61,13 @@ class RoITeacherDistill(FrozenTeacherDistill):
                  teacher_stage: int = 0,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        for name, model in (('student', self.student),
-                            ('teacher', self.teacher)):
+        models = [('the student', self.student)] + [
+            (info.who, model) for info, model in self.teacher_models()]
+        for who, model in models:
             if not getattr(model, 'with_roi_head', False):
                 raise ValueError(
                     f'{type(self).__name__} needs two-stage detectors with '
-                    f'an RoI head; the {name} is {type(model).__name__}')
+                    f'an RoI head; {who} is {type(model).__name__}')
         recorder = student_rois.get('recorder')
         if recorder not in self.distiller.student_recorders.recorders:
             raise ValueError(
@@ -85,28 +86,31 @@ class RoITeacherDistill(FrozenTeacherDistill):
                     f'{name!r} is a {type(teacher_recorder).__name__}')
         self.student_rois = dict(student_rois)
         self.teacher_stage = teacher_stage
-        roi_stage(self.teacher.roi_head, teacher_stage)  # checks the stage
-        self._teacher_feats: Optional[Tuple[Tensor, ...]] = None
+        for _, model in self.teacher_models():
+            roi_stage(model.roi_head, teacher_stage)  # checks the stage
 
-    def teacher_forward(self, inputs: Tensor,
+    def forward_teacher(self, teacher: nn.Module, inputs: Tensor,
                         data_samples: Optional[List[BaseDataElement]]
                         ) -> Tuple[Tensor, ...]:
         """Backbone and neck only; the RoIs come from the student."""
-        self._teacher_feats = self.teacher.extract_feat(inputs)
-        return self._teacher_feats
-
-    def teacher_trace_forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        # The RoI head needs the student's RoIs: backbone and neck alone.
-        return self.teacher.extract_feat(inputs)
+        return teacher.extract_feat(inputs)
 
     def teacher_forward_after_student(
             self, inputs: Tensor,
-            data_samples: Optional[List[BaseDataElement]]) -> None:
-        """Classify the student's sampled RoIs with the teacher's stage."""
+            data_samples: Optional[List[BaseDataElement]],
+            teacher_outputs: list) -> None:
+        """Classify the student's sampled RoIs with each teacher's stage,
+        over that teacher's features (``teacher_outputs``)."""
         rois = self.distiller.get_record(
             from_student=True, **self.student_rois)
-        feats, self._teacher_feats = self._teacher_feats, None
-        roi_head = self.teacher.roi_head
+        for (info, teacher), feats in zip(self.teacher_models(),
+                                          teacher_outputs):
+            with self.teacher_precision(inputs, info.name):
+                self._classify(teacher, feats, rois)
+
+    def _classify(self, teacher: nn.Module, feats: Tuple[Tensor, ...],
+                  rois: Tensor) -> None:
+        roi_head = teacher.roi_head
         extractor, bbox_head = roi_stage(roi_head, self.teacher_stage)
         feats = feats[:extractor.num_inputs]
         if feats[0].dtype in (torch.float16, torch.bfloat16):

@@ -21,10 +21,9 @@ class SegTeacherDistill(FrozenTeacherDistill):
         **kwargs: The arguments of :class:`FrozenTeacherDistill`.
     """
 
-    def teacher_forward(self, inputs: Tensor,
+    def forward_teacher(self, teacher: nn.Module, inputs: Tensor,
                         data_samples: Optional[List[BaseDataElement]]
                         ) -> list:
-        teacher = self.teacher
         feats = teacher.extract_feat(inputs)
         outputs = [feats, teacher.decode_head(feats)]
         aux = getattr(teacher, 'auxiliary_head', None)

@@ -56,7 +56,8 @@ def model_task(model: nn.Module) -> Optional[str]:
     return None
 
 
-def check_same_classes(student: nn.Module, teacher: nn.Module) -> None:
+def check_same_classes(student: nn.Module, teacher: nn.Module,
+                       who: str = 'the teacher') -> None:
     """Raise a ValueError when a head of both models has other classes."""
     student_classes = head_num_classes(student)
     teacher_classes = head_num_classes(teacher)
@@ -65,9 +66,8 @@ def check_same_classes(student: nn.Module, teacher: nn.Module) -> None:
             raise ValueError(
                 f'student and teacher must predict the same classes, but the '
                 f'student {path} has num_classes={student_classes[path]} and '
-                f'the teacher {path} has num_classes='
-                f'{teacher_classes[path]}. Give both configs the same '
-                'dataset classes.')
+                f'{who} {path} has num_classes={teacher_classes[path]}. Give '
+                'both configs the same dataset classes.')
 
 
 def _normalisation(model: nn.Module) -> Optional[tuple]:
@@ -81,18 +81,52 @@ def _normalisation(model: nn.Module) -> Optional[tuple]:
             bool(swap))
 
 
-def check_same_normalisation(student: nn.Module, teacher: nn.Module) -> None:
+def check_same_normalisation(student: nn.Module, teacher: nn.Module,
+                             who: str = 'the teacher') -> None:
     """Raise a ValueError when the teacher's config normalises images
     otherwise than the student's: the teacher is fed the student's
     preprocessed batch."""
     ours, theirs = _normalisation(student), _normalisation(teacher)
     if None not in (ours, theirs) and ours != theirs:
         raise ValueError(
-            'the teacher reads the batch as the student\'s data '
-            'preprocessor normalised it, but the two configs normalise '
-            f'images differently: student mean/std/bgr_to_rgb {ours}, '
-            f'teacher {theirs}. Pick a teacher trained with the student\'s '
+            f'{who} reads the batch as the student\'s data preprocessor '
+            'normalised it, but the two configs normalise images '
+            f'differently: student mean/std/bgr_to_rgb {ours}, {who} '
+            f'{theirs}. Pick a teacher trained with the student\'s '
             'normalisation (e.g. both caffe-style or both pytorch-style)')
+
+
+def _anchor_layout(model: nn.Module) -> Optional[List[torch.Tensor]]:
+    """A dense detector's anchors on a 256 x 256 image, level by level
+    (None for a model without an anchor generator)."""
+    generator = getattr(getattr(model, 'bbox_head', None), 'prior_generator',
+                        None)
+    if generator is None or not hasattr(generator, 'grid_priors'):
+        return None
+    sizes = [(max(1, 256 // s[0]), max(1, 256 // s[1]))
+             for s in generator.strides]
+    return [p.detach().cpu() for p in generator.grid_priors(sizes,
+                                                            device='cpu')]
+
+
+def check_same_priors(student: nn.Module, teacher: nn.Module,
+                      who: str = 'the teacher') -> None:
+    """Raise a ValueError when two dense detectors' anchors (or points)
+    differ: their logits are paired position by position and anchor by
+    anchor, so the teacher must share the student's layout."""
+    ours, theirs = _anchor_layout(student), _anchor_layout(teacher)
+    if ours is None or theirs is None:
+        return
+    if len(ours) != len(theirs) or any(
+            a.shape != b.shape or not torch.equal(a, b)
+            for a, b in zip(ours, theirs)):
+        raise ValueError(
+            f"{who}'s anchor layout differs from the student's "
+            f'({len(theirs)} levels of {[tuple(p.shape) for p in theirs]} '
+            f'priors against {[tuple(p.shape) for p in ours]}, or other '
+            'sizes, ratios or strides): dense logits are distilled anchor by '
+            'anchor. Pick a teacher whose bbox_head.anchor_generator '
+            "(prior_generator) is the student's")
 
 
 def _strip_prefix(state_dict: Dict[str, torch.Tensor],

@@ -9,9 +9,12 @@ from torch import Tensor, nn
 
 from mmdist.registry import MODELS
 
-# The keys of one entry of ``logits``.
-_REQUIRED = ('student', 'teacher', 'loss')
-_OPTIONAL = ('inputs', 'resize')
+# The keys of one entry of ``logits``: the student's module, the loss, and
+# the teacher's module (one teacher) or the teachers' (several).
+_REQUIRED = ('student', 'loss')
+_OPTIONAL = ('inputs', 'resize', 'teacher', 'teachers', 'combine')
+_TEACHER_KEYS = ('module', 'weight', 'resize')
+_COMBINE = ('per_teacher', 'ensemble')
 # ``resize``: which side's grid both logits are brought to, and how.
 _RESIZE_DEFAULTS = dict(to='teacher', mode='bilinear', align_corners=False)
 _RESIZE_HINT = (
@@ -44,6 +47,63 @@ def _resize_pair(student: Tensor, teacher: Tensor, to: str, mode: str,
         teacher = F.interpolate(teacher, student.shape[2:], mode=mode,
                                 align_corners=align_corners)
     return student, teacher
+
+
+def _teacher_specs(name: str, spec: dict) -> List[dict]:
+    """The teachers of a ``logits`` entry as ``dict(name, module, weight,
+    resize)``: one unnamed teacher for ``teacher='<module>'``, or each of
+    ``teachers=dict(<name>='<module>' or dict(module=..., weight=...,
+    resize=...))``.
+
+    Raises:
+        ValueError: Both or neither given, or a teacher spec that is not
+            understood.
+    """
+    if ('teacher' in spec) == ('teachers' in spec):
+        raise ValueError(
+            f'logits.{name} needs teacher=\'<module>\' (one teacher) or '
+            "teachers=dict(<teacher name>=dict(module='<module>', weight="
+            '1.0)) (several), not both')
+    if 'teacher' in spec:
+        if 'combine' in spec:
+            raise ValueError(f'logits.{name}: combine applies to several '
+                             'teachers (teachers=dict(...))')
+        return [dict(name=None, module=spec['teacher'], weight=1.0,
+                     resize=spec.get('resize'))]
+    teachers = spec['teachers']
+    if not isinstance(teachers, dict) or not teachers:
+        raise ValueError(f'logits.{name}.teachers must be a non-empty dict '
+                         '{teacher name: module or dict(module=..., '
+                         'weight=..., resize=...)}')
+    combine = spec.get('combine', 'per_teacher')
+    if combine not in _COMBINE:
+        raise ValueError(f'logits.{name}.combine={combine!r}: use one of '
+                         f'{_COMBINE}')
+    specs = []
+    for teacher, item in teachers.items():
+        item = dict(module=item) if isinstance(item, str) else dict(item)
+        unknown = sorted(set(item) - set(_TEACHER_KEYS))
+        if unknown or 'module' not in item:
+            raise ValueError(
+                f'logits.{name}.teachers.{teacher}={item}: expected a module '
+                f"name or dict(module='<module>', weight=1.0, resize=...)"
+                + (f'; unknown {unknown}' if unknown else ''))
+        resize = item.get('resize', spec.get('resize'))
+        if resize is not None:
+            _check_resize(f'{name}.teachers.{teacher}', resize)
+            to = dict(_RESIZE_DEFAULTS, **resize)['to']
+            if combine == 'ensemble' and to != 'student':
+                raise ValueError(
+                    f'logits.{name}.teachers.{teacher}: an ensemble averages '
+                    "the teachers' probabilities on the student's grid: use "
+                    "resize=dict(to='student')")
+        weight = float(item.get('weight', 1.0))
+        if weight <= 0:
+            raise ValueError(f'logits.{name}.teachers.{teacher}.weight must '
+                             f'be positive, got {weight}')
+        specs.append(dict(name=teacher, module=item['module'],
+                          weight=weight, resize=resize))
+    return specs
 
 
 def _size(module: nn.Module) -> Optional[int]:
@@ -83,17 +143,43 @@ class LogitDistiller(ConfigurableDistiller):
     algorithm is built. Call counts and shapes are checked at every
     iteration, with errors that name both modules.
 
+    With several teachers (an algorithm's ``teachers=dict(<name>=...)``),
+    an entry names each teacher's module instead of ``teacher``::
+
+        logits=dict(decode=dict(
+            student='decode_head.conv_seg',
+            teachers=dict(r101=dict(module='decode_head.conv_seg',
+                                    weight=1.0),
+                          segformer=dict(module='decode_head.conv_seg',
+                                         weight=1.0,
+                                         resize=dict(to='teacher'))),
+            combine='per_teacher', loss=dict(type='mmdist.DISTLoss')))
+
+    and ``combine`` says how they teach:
+
+    - ``'per_teacher'``: one term per teacher, ``weight_k * sum_l
+      loss(student_l, teacher_k_l)``, logged as ``loss_<name>_<teacher>``
+      (levels as ``<name>_<teacher>_l<i>``); each teacher's ``resize``
+      pairs its logits with the student's;
+    - ``'ensemble'``: one term, ``sum_l loss(student_l, ensemble_l)``,
+      against the logits of the teachers' mean probability weighted by
+      ``weight`` (:func:`mmdist.models.losses.teacher_ensemble`, at the
+      loss's ``tau``, ``activation`` and ``num_classes``), computed once;
+      a teacher whose logits lie on another grid than the student's needs
+      ``resize=dict(to='student')``.
+
     Args:
-        logits: ``{name: dict(student=..., teacher=..., loss=...,
-            inputs=..., resize=...)}``: module paths as
-            ``model.named_modules()`` lists them, the loss config, and
+        logits: ``{name: dict(student=..., teacher=... or teachers=...,
+            loss=..., inputs=..., resize=..., combine=...)}``: module paths
+            as ``model.named_modules()`` lists them, the loss config, and
             optionally more keyword arguments of the loss read from records,
             ``{argument: dict(recorder=..., from_student=True, record_idx=0,
             data_idx=None)}`` (the ground truth of ``ignore_index``, say),
             and ``resize=dict(to='teacher', mode='bilinear',
             align_corners=False)`` for ``(N, C, H, W)`` logits whose
             resolutions differ: the side not named is interpolated to the
-            named side's ``(H, W)`` before the loss.
+            named side's ``(H, W)`` before the loss (with several teachers,
+            the default of each teacher's own ``resize``).
         **kwargs: ConfigurableDistiller's own arguments, for more terms
             beside the logits (recorders, connectors, losses and loss
             mappings of a feature mimic, for example).
@@ -128,77 +214,107 @@ class LogitDistiller(ConfigurableDistiller):
                     + (f'; unknown {unknown}' if unknown else ''))
             if 'resize' in spec:
                 _check_resize(name, spec['resize'])
+            teachers = _teacher_specs(name, spec)
             if f'loss_{name}' in (distill_losses or {}):
                 raise ValueError(
                     f'logits.{name} logs loss_{name}, which distill_losses '
                     'also names: rename one of them')
-            recorder = self.recorder_name(name)
-            student_recorders[recorder] = dict(
+            student_recorders[self.recorder_name(name)] = dict(
                 type='mmdist.LevelOutputs', source=spec['student'])
-            teacher_recorders[recorder] = dict(
-                type='mmdist.LevelOutputs', source=spec['teacher'])
+            for teacher in teachers:
+                # Several teachers sit side by side under their names.
+                source = teacher['module'] if teacher['name'] is None \
+                    else f"{teacher['name']}.{teacher['module']}"
+                teacher_recorders[self.recorder_name(
+                    name, teacher['name'])] = dict(
+                        type='mmdist.LevelOutputs', source=source)
         super().__init__(
             student_recorders=student_recorders,
             teacher_recorders=teacher_recorders,
             distill_losses=distill_losses,
             **kwargs)
-        self.logits = {name: dict(spec) for name, spec in logits.items()}
+        self.logits = {
+            name: dict(spec, teachers=_teacher_specs(name, spec),
+                       combine=spec.get('combine', 'per_teacher'))
+            for name, spec in logits.items()
+        }
         self.logit_losses = nn.ModuleDict({
             name: MMRAZOR_MODELS.build(spec['loss'])
             for name, spec in logits.items()
         })
 
     @staticmethod
-    def recorder_name(name: str) -> str:
-        """The name of the recorders of ``logits.<name>`` on both sides."""
-        return f'logits_{name}'
+    def recorder_name(name: str, teacher: Optional[str] = None) -> str:
+        """The name of the recorders of ``logits.<name>`` (on both sides;
+        with several teachers, ``logits_<name>.<teacher>`` on theirs)."""
+        return f'logits_{name}' + (f'.{teacher}' if teacher else '')
 
-    def _recorders(self, name: str):
-        recorder = self.recorder_name(name)
-        return (self.student_recorders.get_recorder(recorder),
-                self.teacher_recorders.get_recorder(recorder))
+    def teacher_names(self) -> List[str]:
+        """The teachers named by the entries (none for one teacher)."""
+        return sorted({t['name'] for spec in self.logits.values()
+                       for t in spec['teachers'] if t['name'] is not None})
 
-    def _module_names(self, name: str) -> Tuple[str, str]:
+    def _recorders(self, name: str, teacher: Optional[str] = None):
+        """(student recorder, teacher recorder) of an entry and teacher."""
+        return (self.student_recorders.get_recorder(self.recorder_name(name)),
+                self.teacher_recorders.get_recorder(
+                    self.recorder_name(name, teacher)))
+
+    def _module_names(self, name: str,
+                      teacher: Optional[str] = None) -> Tuple[str, str]:
         spec = self.logits[name]
-        return (f"the student's {spec['student']!r}",
-                f"the teacher's {spec['teacher']!r}")
+        module = next(t['module'] for t in spec['teachers']
+                      if t['name'] == teacher)
+        whose = "the teacher's" if teacher is None else \
+            f"teacher {teacher!r}'s"
+        return f"the student's {spec['student']!r}", f'{whose} {module!r}'
 
     def prepare_from_teacher(self, model: nn.Module) -> None:
         """Hook the teacher, then check what the models alone can show."""
         super().prepare_from_teacher(model)
-        for name in self.logits:
-            student, teacher = self._recorders(name)
-            s_name, t_name = self._module_names(name)
-            if student.per_level and teacher.per_level and len(
-                    student.modules) != len(teacher.modules):
-                raise ValueError(
-                    f'logits.{name}: {s_name} has {len(student.modules)} '
-                    f'levels and {t_name} {len(teacher.modules)}; '
-                    'distillation pairs them level by level')
-            pairs = zip(student.modules, teacher.modules) if (
-                student.per_level and teacher.per_level) else [
-                    (s, t) for s in student.modules for t in teacher.modules]
-            for s_module, t_module in pairs:
-                s_size, t_size = _size(s_module), _size(t_module)
-                if None not in (s_size, t_size) and s_size != t_size:
-                    raise ValueError(
-                        f'logits.{name}: {s_name} ({s_module}) outputs '
-                        f'{s_size} channels and {t_name} ({t_module}) '
-                        f'{t_size}: the logits must have the same shape '
-                        '(the same classes, anchors and row layout)')
+        for name, spec in self.logits.items():
+            for teacher in spec['teachers']:
+                self._check_levels(name, teacher['name'])
 
-    def level_pairs(self, name: str) -> List[Tuple[Tensor, Tensor]]:
-        """The (student, teacher) logits of each level of this iteration."""
-        student, teacher = self._recorders(name)
-        s_out, t_out = student.data_buffer, teacher.data_buffer
-        s_name, t_name = self._module_names(name)
+    def _check_levels(self, name: str, teacher: Optional[str]) -> None:
+        student, recorder = self._recorders(name, teacher)
+        s_name, t_name = self._module_names(name, teacher)
+        if student.per_level and recorder.per_level and len(
+                student.modules) != len(recorder.modules):
+            raise ValueError(
+                f'logits.{name}: {s_name} has {len(student.modules)} '
+                f'levels and {t_name} {len(recorder.modules)}; '
+                'distillation pairs them level by level')
+        pairs = zip(student.modules, recorder.modules) if (
+            student.per_level and recorder.per_level) else [
+                (s, t) for s in student.modules for t in recorder.modules]
+        for s_module, t_module in pairs:
+            s_size, t_size = _size(s_module), _size(t_module)
+            if None not in (s_size, t_size) and s_size != t_size:
+                raise ValueError(
+                    f'logits.{name}: {s_name} ({s_module}) outputs '
+                    f'{s_size} channels and {t_name} ({t_module}) '
+                    f'{t_size}: the logits must have the same shape '
+                    '(the same classes, anchors and row layout)')
+
+    def level_pairs(self, name: str, teacher: Optional[str] = None,
+                    resize: Optional[dict] = None
+                    ) -> List[Tuple[Tensor, Tensor]]:
+        """The (student, teacher) logits of each level of this iteration
+        (of one of several teachers), brought to one grid by ``resize``
+        (by default the entry's or the teacher's own)."""
+        student, recorder = self._recorders(name, teacher)
+        s_out, t_out = student.data_buffer, recorder.data_buffer
+        s_name, t_name = self._module_names(name, teacher)
         if len(s_out) != len(t_out) or not s_out:
             raise ValueError(
                 f'logits.{name}: {s_name} ran {len(s_out)} time(s) in this '
                 f'iteration and {t_name} {len(t_out)}; distillation pairs '
                 'their outputs level by level: name modules that run once '
                 'per level in both models')
-        resize = self.logits[name].get('resize')
+        if resize is None:
+            resize = next(t['resize'] for t in self.logits[name]['teachers']
+                          if t['name'] == teacher)
         pairs = []
         for level, (s, t) in enumerate(zip(s_out, t_out)):
             if s.shape != t.shape and resize and s.dim() == t.dim() == 4 \
@@ -217,35 +333,79 @@ class LogitDistiller(ConfigurableDistiller):
             self) -> Iterator[Tuple[str, str, bool, str, Tensor]]:
         """(loss name, level, from_student, recorder, logits) of every
         recorded level, for the finiteness check."""
-        for name in self.logits:
-            for from_student, recorder in zip((True, False),
-                                              self._recorders(name)):
+        for name, spec in self.logits.items():
+            recorders = [(True, self.recorder_name(name), '')] + [
+                (False, self.recorder_name(name, t['name']),
+                 f" of teacher {t['name']!r}" if t['name'] else '')
+                for t in spec['teachers']
+            ]
+            for from_student, recorder_name, whose in recorders:
+                recorder = (self.student_recorders if from_student else
+                            self.teacher_recorders).get_recorder(
+                                recorder_name)
                 for level, tensor in enumerate(recorder.data_buffer):
-                    yield (f'loss_{name}', f'level {level}', from_student,
-                           self.recorder_name(name), tensor)
+                    yield (f'loss_{name}', f'level {level}{whose}',
+                           from_student, recorder_name, tensor)
 
     def compute_distill_losses(self) -> Dict[str, object]:
-        """The losses of the loss mappings, then ``loss_<name>`` of each
-        entry of ``logits`` with its levels and terms."""
+        """The losses of the loss mappings, then those of each entry of
+        ``logits`` with its levels and terms: ``loss_<name>`` (one teacher,
+        or an ensemble), or ``loss_<name>_<teacher>`` for each of several
+        teachers."""
         losses = super().compute_distill_losses()
         for name, loss_module in self.logit_losses.items():
+            spec = self.logits[name]
             extra = {
-                arg: self.get_record(**dict(dict(from_student=True), **spec))
-                for arg, spec in self.logits[name].get('inputs', {}).items()
+                arg: self.get_record(**dict(dict(from_student=True), **item))
+                for arg, item in spec.get('inputs', {}).items()
             }
-            levels, terms = [], {}
-            for s, t in self.level_pairs(name):
-                value = loss_module(s, t, **extra)
-                if isinstance(value, dict):
-                    for term, term_value in value.items():
-                        if term != 'loss':
-                            terms[term] = terms.get(term, 0) + term_value
-                    value = value['loss']
-                levels.append(value)
-            total = torch.stack(levels).sum() if len(levels) > 1 else levels[0]
-            losses[f'loss_{name}'] = dict(loss=total, **terms) if terms \
-                else total
-            if len(levels) > 1:
-                for level, value in enumerate(levels):
-                    losses[f'{name}_l{level}'] = value.detach()
+            teachers = spec['teachers']
+            if spec['combine'] == 'ensemble':
+                pairs = self._ensemble_pairs(name, loss_module)
+                self._add_levels(losses, name, loss_module, pairs, extra, 1.)
+                continue
+            for teacher in teachers:
+                key = name if teacher['name'] is None else \
+                    f"{name}_{teacher['name']}"
+                self._add_levels(losses, key, loss_module,
+                                 self.level_pairs(name, teacher['name']),
+                                 extra, teacher['weight'])
         return losses
+
+    def _ensemble_pairs(self, name: str,
+                        loss_module: nn.Module) -> List[Tuple[Tensor, Tensor]]:
+        """(student, ensemble of the teachers) logits of each level."""
+        from mmdist.models.losses.ensemble import teacher_ensemble
+        teachers = self.logits[name]['teachers']
+        per_teacher = [self.level_pairs(name, t['name']) for t in teachers]
+        pairs = []
+        for level, by_teacher in enumerate(zip(*per_teacher)):
+            student = by_teacher[0][0]
+            ensemble = teacher_ensemble(
+                [t for _, t in by_teacher], [t['weight'] for t in teachers],
+                getattr(loss_module, 'tau', 1.0),
+                getattr(loss_module, 'activation', 'softmax'),
+                getattr(loss_module, 'num_classes', None))
+            pairs.append((student, ensemble))
+        return pairs
+
+    @staticmethod
+    def _add_levels(losses: Dict[str, object], key: str,
+                    loss_module: nn.Module, pairs: List[Tuple[Tensor, Tensor]],
+                    extra: dict, weight: float) -> None:
+        """``loss_<key>`` (times ``weight``) summed over the levels of
+        ``pairs``, with its terms and, for several levels, each level."""
+        levels, terms = [], {}
+        for s, t in pairs:
+            value = loss_module(s, t, **extra)
+            if isinstance(value, dict):
+                for term, term_value in value.items():
+                    if term != 'loss':
+                        terms[term] = terms.get(term, 0) + weight * term_value
+                value = value['loss']
+            levels.append(weight * value if weight != 1 else value)
+        total = torch.stack(levels).sum() if len(levels) > 1 else levels[0]
+        losses[f'loss_{key}'] = dict(loss=total, **terms) if terms else total
+        if len(levels) > 1:
+            for level, value in enumerate(levels):
+                losses[f'{key}_l{level}'] = value.detach()

@@ -209,8 +209,8 @@ def test_an_unfolded_checkpoint_loads_into_the_folded_teacher(teacher_ckpts):
     # MMRazor) was saved unfolded; loading it folds its teacher weights.
     setting = SETTINGS[0]
     plain = build(setting, teacher_ckpts['retinanet'], False)
-    changed = {k: v * 1.1 if v.is_floating_point() else v
-               for k, v in plain.state_dict(keep_vars=False).items()}
+    changed = {k: v * 1.1 if torch.is_tensor(v) and v.is_floating_point()
+               else v for k, v in plain.state_dict().items()}
     # state_dict leaves out a teacher from teacher_ckpt: put it back.
     changed.update({f'teacher.{k}': v * 1.1 if v.is_floating_point() else v
                     for k, v in plain.teacher.state_dict().items()})

@@ -121,12 +121,13 @@ def test_checkpoints_leave_out_a_teacher_from_teacher_ckpt(tmp_path):
             p.add_(1)
     model.load_state_dict(other.state_dict(), strict=True)
     for name, value in model.state_dict().items():
-        torch.testing.assert_close(value, other.state_dict()[name])
+        if torch.is_tensor(value):  # not the teachers' file hashes
+            torch.testing.assert_close(value, other.state_dict()[name])
     for name, value in model.teacher.state_dict().items():
         torch.testing.assert_close(value, saved['teacher.' + name])
     # Teacher weights in the checkpoint are loaded.
-    changed = {k: v + 1 if v.is_floating_point() else v
-               for k, v in saved.items()}
+    changed = {k: v + 1 if torch.is_tensor(v) and v.is_floating_point()
+               else v for k, v in saved.items()}
     model.load_state_dict(changed, strict=True)
     for name, value in model.teacher.state_dict().items():
         torch.testing.assert_close(value, changed['teacher.' + name])

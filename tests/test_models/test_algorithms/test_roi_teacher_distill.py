@@ -121,8 +121,8 @@ def test_zero_sampled_rois_give_zero_loss(cascade_model):
     feats, rois = recorder.data_buffer[0]
     recorder.data_buffer[0] = (feats, rois[:0])
     with model.distiller.teacher_recorders, torch.no_grad():
-        model.teacher_forward(inputs, samples)
-        model.teacher_forward_after_student(inputs, samples)
+        outputs = model.teacher_forward(inputs, samples)
+        model.teacher_forward_after_student(inputs, samples, outputs)
     teacher_cls = model.distiller.get_record('cls', False)
     assert teacher_cls.shape == (0, 81)
     student = torch.zeros(0, 81, requires_grad=True)

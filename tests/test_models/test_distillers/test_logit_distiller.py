@@ -287,30 +287,35 @@ def test_several_heads_each_with_its_weight():
                                0.4 * unweighted)
 
 
-def test_levels_that_do_not_match_fail_at_build():
-    rtmdet = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'
-    teacher = dict(cfg_path=rtmdet, backbone=dict(init_cfg=None),
-                   bbox_head=dict(anchor_generator=dict(strides=[8, 16])))
-    with pytest.raises(ValueError, match=r"logits\.cls: the student's "
-                       r"'bbox_head\.rtm_cls' has 3 levels and the "
-                       r"teacher's 'bbox_head\.rtm_cls' 2"):
-        algorithm(rtmdet, teacher,
-                  dict(cls=dict(student='bbox_head.rtm_cls',
-                                teacher='bbox_head.rtm_cls',
+@pytest.mark.parametrize('detector,generator,logits', [
+    # RTMDet on two levels against three; RetinaNet with 6 anchors a
+    # position (2 scales) against the student's 9.
+    ('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+     dict(strides=[8, 16]), 'bbox_head.rtm_cls'),
+    (RETINANET, dict(scales_per_octave=2), 'bbox_head.retina_cls')])
+def test_another_anchor_layout_fails_at_build(detector, generator, logits):
+    # Dense logits pair anchor by anchor: the algorithm compares the two
+    # detectors' anchors before the distiller's levels or channels.
+    teacher = dict(cfg_path=detector, backbone=dict(init_cfg=None),
+                   bbox_head=dict(anchor_generator=generator))
+    with pytest.raises(ValueError, match=r"the teacher's anchor layout "
+                       r"differs from the student's .* Pick a teacher whose "
+                       r'bbox_head.anchor_generator'):
+        algorithm(detector, teacher,
+                  dict(cls=dict(student=logits, teacher=logits,
                                 loss=dict(type='mmdist.DISTLoss'))),
                   backbone=dict(init_cfg=None))
 
 
 def test_logits_of_another_shape_fail_at_build():
-    # 6 anchors a position (2 scales) against the student's 9: 480 vs 720.
-    teacher = dict(cfg_path=RETINANET, bbox_head=dict(
-        anchor_generator=dict(scales_per_octave=2)), **R18)
+    # The student's classification logits (9 anchors x 80 classes) against
+    # the teacher's box regression (9 x 4).
     with pytest.raises(ValueError, match=r"the student's 'bbox_head\."
                        r"retina_cls' .* outputs 720 channels and the "
-                       r"teacher's 'bbox_head\.retina_cls' .* 480"):
-        algorithm(RETINANET, teacher,
+                       r"teacher's 'bbox_head\.retina_reg' .* 36"):
+        algorithm(RETINANET, dict(cfg_path=RETINANET, **R18),
                   dict(cls=dict(student='bbox_head.retina_cls',
-                                teacher='bbox_head.retina_cls',
+                                teacher='bbox_head.retina_reg',
                                 loss=dict(type='mmdist.DISTLoss'))), **R18)
 
 
