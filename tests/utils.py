@@ -174,13 +174,20 @@ def cityscapes_options(root: str) -> List[str]:
 
 
 def save_random_model(cfg_path: str, path: str, seed: int = 0) -> str:
-    """Save the weights of a randomly initialised model of a stock config."""
+    """Save the weights of a randomly initialised model of a stock config
+    (``'mmdet::...'``) or of a config file."""
     import torch
     from mmengine.hub import get_model
 
     import mmdist  # noqa: F401
     torch.manual_seed(seed)
-    model = get_model(cfg_path, pretrained=False)
+    if '::' in cfg_path:
+        model = get_model(cfg_path, pretrained=False)
+    else:
+        from mmengine.config import Config
+
+        from mmdist.apis.check_ops import build_random_model
+        model = build_random_model(Config.fromfile(cfg_path))
     torch.save(dict(state_dict=model.state_dict()), path)
     return path
 

@@ -46,9 +46,27 @@ class RandomStateHook(Hook):
     process's Python, NumPy, torch and CUDA states in every checkpoint and
     restores them when training resumes from it (not for ``load_from``).
     Data-loader workers are reseeded by MMEngine, as without the hook.
+
+    Validation leaves those states as it found them: its data loader draws
+    a seed from torch's generator, so a validation between a checkpoint and
+    the next iteration would otherwise make the uninterrupted run draw
+    other numbers than one resumed from that checkpoint (which does not
+    validate again). Its priority puts the restore after every other hook
+    of ``after_val_epoch`` (the teacher's evaluation, for one).
     """
 
     priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self._before_val: Optional[dict] = None
+
+    def before_val_epoch(self, runner) -> None:
+        self._before_val = get_random_state()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self._before_val is not None:
+            set_random_state(self._before_val)
+            self._before_val = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['random_state'] = get_random_state()
