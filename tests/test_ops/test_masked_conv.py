@@ -250,6 +250,7 @@ def test_guided_anchoring_heads(head_type):
     # while training they run the same convolutions unmasked.
     import mmdet.models  # noqa: F401  registers the heads
     from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
     cfg = dict(type=head_type, num_classes=3, in_channels=8,
                feat_channels=8, loc_filter_thr=0.5)
     if head_type == 'GARetinaHead':
@@ -257,7 +258,9 @@ def test_guided_anchoring_heads(head_type):
     torch.manual_seed(3)
     # Default torch init: GuidedAnchorHead's init_cfg has a typo
     # ('lbias_prob') that mmengine refuses.
-    head = MODELS.build(cfg)
+    # In mmdet's scope: an earlier test may have left another default one.
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        head = MODELS.build(cfg)
     # Spread the location scores so that about half the pixels pass.
     torch.nn.init.normal_(head.conv_loc.weight, std=0.5)
     torch.nn.init.zeros_(head.conv_loc.bias)

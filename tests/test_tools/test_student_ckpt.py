@@ -40,6 +40,8 @@ train_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
 val_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 train_cfg = dict(max_iters=2, val_interval=100)
+# No eta_min: with lr=0 the weights must stay where they start.
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 '''
 CLS_STUDENT = "_base_ = '{repo}/configs/demo/resnet18_toy.py'" + CLS_DATA

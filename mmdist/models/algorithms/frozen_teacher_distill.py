@@ -1,6 +1,7 @@
 """Distillation from frozen teachers that run only what is distilled."""
 import contextlib
-from typing import ContextManager, Dict, Iterator, List, Optional, Tuple
+from typing import (ContextManager, Dict, Iterator, List, Optional, Tuple,
+                    Union)
 
 import torch
 from mmengine.logging import print_log
@@ -20,6 +21,7 @@ from .teacher_utils import (check_same_classes, check_same_normalisation,
                             check_same_priors, load_teacher_checkpoint,
                             model_task, student_state_dict)
 from .teachers import (TeacherGroup, TeacherInfo, check_identities,
+                       decode_identities, encode_identities,
                        file_sha256, identities, keep_loaded_teachers,
                        leave_out_teachers, teacher_specs)
 
@@ -290,14 +292,15 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         for info in self.teacher_infos:
             yield info, self.teacher_module(info.name)
 
-    def get_extra_state(self) -> dict:
-        """What checkpoints record of the teachers: their files' hashes."""
-        return dict(teachers=identities(self.teacher_infos))
+    def get_extra_state(self) -> torch.Tensor:
+        """What checkpoints record of the teachers: their files' hashes, as
+        a tensor (see :func:`encode_identities`)."""
+        return encode_identities(identities(self.teacher_infos))
 
-    def set_extra_state(self, state: dict) -> None:
+    def set_extra_state(self, state: Union[torch.Tensor, dict]) -> None:
         """A checkpoint's teachers must be this model's (see above)."""
         changed = check_identities(self.teacher_infos,
-                                   (state or {}).get('teachers', {}),
+                                   decode_identities(state),
                                    self.allow_teacher_change)
         for line in changed:
             print_log(f'allow_teacher_change=True: going on with a changed '

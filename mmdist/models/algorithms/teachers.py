@@ -9,8 +9,9 @@ them, so that recorders name their modules ``<name>.<module>``).
 """
 import dataclasses
 import hashlib
+import json
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 from urllib.parse import urlparse
 
 import torch
@@ -197,6 +198,24 @@ def identities(infos: List[TeacherInfo]) -> Dict[str, dict]:
     """What a checkpoint records of each teacher loaded from a file."""
     return {str(info.name or ''): dict(ckpt=info.ckpt, sha256=info.sha256)
             for info in infos if info.sha256}
+
+
+def encode_identities(saved: Dict[str, dict]) -> torch.Tensor:
+    """:func:`identities` as a uint8 tensor of JSON: a model's state dict
+    must hold tensors only, since MMEngine's Runner broadcasts every entry
+    of it from rank 0 after ``init_weights``. Every rank reads the same
+    files, so the tensor has the same size on each."""
+    text = json.dumps(dict(teachers=saved), sort_keys=True)
+    return torch.tensor(list(text.encode()), dtype=torch.uint8)
+
+
+def decode_identities(state: Union[torch.Tensor, dict, None]
+                      ) -> Dict[str, dict]:
+    """What :func:`encode_identities` wrote (or the dict that earlier
+    checkpoints held)."""
+    if isinstance(state, torch.Tensor):
+        state = json.loads(bytes(state.cpu().tolist()).decode())
+    return (state or {}).get('teachers', {})
 
 
 def check_identities(infos: List[TeacherInfo], saved: Dict[str, dict],

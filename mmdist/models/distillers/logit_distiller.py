@@ -60,10 +60,12 @@ def _teacher_specs(name: str, spec: dict) -> List[dict]:
             understood.
     """
     if ('teacher' in spec) == ('teachers' in spec):
+        problem = ('gives both teacher and teachers' if 'teacher' in spec
+                   else "is missing ['teacher']")
         raise ValueError(
-            f'logits.{name} needs teacher=\'<module>\' (one teacher) or '
-            "teachers=dict(<teacher name>=dict(module='<module>', weight="
-            '1.0)) (several), not both')
+            f'logits.{name} {problem}: give teacher=\'<module>\' (one '
+            "teacher) or teachers=dict(<teacher name>=dict(module='<module>'"
+            ', weight=1.0)) (several), not both')
     if 'teacher' in spec:
         if 'combine' in spec:
             raise ValueError(f'logits.{name}: combine applies to several '

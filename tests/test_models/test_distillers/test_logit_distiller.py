@@ -335,6 +335,10 @@ def test_calls_that_do_not_pair_fail_at_the_first_iteration():
     (dict(student='bbox_head.retina_cls', loss=dict(type='mmdist.DISTLoss')),
      r"missing \['teacher'\]"),
     (dict(student='bbox_head.retina_cls', teacher='bbox_head.retina_cls',
+          teachers=dict(a='bbox_head.retina_cls'),
+          loss=dict(type='mmdist.DISTLoss')),
+     'gives both teacher and teachers'),
+    (dict(student='bbox_head.retina_cls', teacher='bbox_head.retina_cls',
           loss=dict(type='mmdist.DISTLoss'), weight=0.4),
      r"unknown \['weight'\]"),
 ])
