@@ -10,8 +10,10 @@ install:
 demo: install
 	$(PY) tools/demo.py
 
+# In parallel over the cores, a test module to a worker (its fixtures are
+# shared within it); the slowest tests are listed at the end.
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n auto --dist loadscope --durations=30
 
 bench: install
 	$(PY) benchmarks/bench_dist_loss.py

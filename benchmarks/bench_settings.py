@@ -5,8 +5,11 @@ For RetinaNet X101 -> R50, Cascade Mask R-CNN X101 -> Faster R-CNN R50,
 DeepLabV3 R101 -> DeepLabV3 R18, -> PSPNet R18 and ImageNet ResNet-34 ->
 ResNet-18 (the configs of configs/, random weights, generated inputs at
 the stock sizes: COCO 1333 x 800, Cityscapes 512 x 1024 crops, ImageNet
-224 x 224, 2 images), one training step (forward, backward, SGD update
-through MMEngine's optimizer wrapper) of each variant:
+224 x 224, 2 images), and beyond the paper two RetinaNet teachers
+(X101-64x4d and R101) -> R50 (``retinanet_two_teachers``: what a second
+teacher costs, and what the teacher options save of it), one training
+step (forward, backward, SGD update through MMEngine's optimizer wrapper)
+of each variant:
 
 - ``student``: the student alone (the stock model);
 - ``mmrazor``: MMRazor's stock SingleTeacherDistill with the same distiller
@@ -30,8 +33,8 @@ losses, float32 teacher against bfloat16 teacher, same weights and batch).
 
 Run: python benchmarks/bench_settings.py [--device cuda] [--repeat 5]
      [--scale 1.0] [--settings retinanet,faster_rcnn,deeplabv3,pspnet,
-     resnet18_in1k] [--variants student,mmdist,...] [--teacher-forward]
-     [--out DIR]
+     resnet18_in1k,retinanet_two_teachers] [--variants student,mmdist,...]
+     [--teacher-forward] [--out DIR]
 ``--device cpu --scale 0.125`` is the test suite's smoke run.
 """
 import argparse
@@ -50,10 +53,10 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 import mmdist  # noqa: F401
-from mmdist.testing import (IMAGENET, SETTINGS, Setting, build_setting,
-                            make_batch)
+from mmdist.testing import (IMAGENET, SETTINGS, TWO_TEACHERS, Setting,
+                            build_setting, make_batch, setting_config)
 
-ALL_SETTINGS = SETTINGS + (IMAGENET, )
+ALL_SETTINGS = SETTINGS + (IMAGENET, TWO_TEACHERS)
 #: variant -> (its label, build_setting's variant, mmdist's options).
 VARIANTS = {
     'student': ('student alone', 'student', {}),
@@ -133,15 +136,24 @@ def reduced_teacher_drift(model, data: dict) -> Dict[str, float]:
                                  for k, d in diffs.items()))
 
 
-def teacher_file(setting: Setting, directory: str) -> str:
-    """A random teacher's weights, saved: mmdist folds a teacher whose
-    weights come from teacher_ckpt."""
-    path = osp.join(directory, f'{setting.name}_teacher.pth')
-    if not osp.isfile(path):
+def teacher_files(setting: Setting, directory: str) -> dict:
+    """Random teachers' weights, saved, as mmdist's options that load them
+    (mmdist folds a teacher whose weights come from a file):
+    ``teacher_ckpt``, or ``teachers`` with each teacher's ``ckpt``."""
+    specs = setting_config(setting).model.get('teachers')
+    names = list(specs) if specs else [None]
+    paths = {name: osp.join(directory, f'{setting.name}_{name or "teacher"}'
+                            '.pth') for name in names}
+    if not all(osp.isfile(p) for p in paths.values()):
         torch.manual_seed(0)
-        teacher = build_setting(setting, 'mmdist').teacher
-        torch.save(dict(state_dict=teacher.state_dict()), path)
-    return path
+        model = build_setting(setting, 'mmdist')
+        for name, path in paths.items():
+            teacher = model.teacher if name is None else model.teacher[name]
+            torch.save(dict(state_dict=teacher.state_dict()), path)
+    if not specs:
+        return dict(teacher_ckpt=paths[None])
+    return dict(teachers={name: dict(spec, ckpt=paths[name])
+                          for name, spec in specs.items()})
 
 
 def teacher_forward_ms(model, data: dict, device: str, warmup: int,
@@ -175,7 +187,7 @@ def bench_setting(setting: Setting, args, ckpt_dir: str) -> List[dict]:
     data = make_batch(setting, args.batch, size)
     modes = [False, True] if args.device == 'cuda' and not args.no_amp \
         else [False]
-    ckpt = teacher_file(setting, ckpt_dir)
+    ckpt = teacher_files(setting, ckpt_dir)
     rows, student_s = [], {}
     for key in args.variants:
         label, variant, options = VARIANTS[key]
@@ -183,7 +195,7 @@ def bench_setting(setting: Setting, args, ckpt_dir: str) -> List[dict]:
             continue  # its teacher would classify its own RoIs
         torch.manual_seed(0)
         if variant == 'mmdist':
-            options = dict(options, teacher_ckpt=ckpt)
+            options = dict(options, **ckpt)
         model = build_setting(setting, variant, image_size=size, **options)
         model.to(args.device)
         for amp in modes:
@@ -221,7 +233,7 @@ def bench_setting(setting: Setting, args, ckpt_dir: str) -> List[dict]:
 
 
 def bench_teacher_forward(setting: Setting, args, data: dict, size,
-                          ckpt: str) -> List[dict]:
+                          ckpt: dict) -> List[dict]:
     """The teacher's forward alone: plain, folded, folded in
     channels-last, folded and compiled (with ``--compile``)."""
     forms = [('plain', dict(teacher_fold_bn=False)), ('folded', {}),
@@ -232,7 +244,7 @@ def bench_teacher_forward(setting: Setting, args, data: dict, size,
     for form, options in forms:
         torch.manual_seed(0)
         model = build_setting(setting, 'mmdist', image_size=size,
-                              teacher_ckpt=ckpt, **options)
+                              **ckpt, **options)
         model.to(args.device).train()
         ms = teacher_forward_ms(model, data, args.device,
                                 args.warmup + 2 * ('compile' in form),

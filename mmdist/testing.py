@@ -53,6 +53,11 @@ SETTINGS = (
 #: (beside the four settings in the benchmarks).
 IMAGENET = Setting('resnet18_in1k', 'configs/dist_resnet18_in1k.py', 'cls',
                    (224, 224), True)
+#: Two RetinaNet teachers (X101-64x4d and R101) -> R50, beyond the paper:
+#: what a second teacher adds to the RetinaNet setting's step.
+TWO_TEACHERS = Setting('retinanet_two_teachers',
+                       'configs/dist_retinanet_r50_two-teachers_coco.py',
+                       'det', (800, 1333), False)
 
 #: What :func:`build_setting` builds: the student alone, MMRazor's stock
 #: algorithm, or mmdist's (as configured).
@@ -68,6 +73,8 @@ def setting_config(setting: Setting) -> Config:
     cfg = Config.fromfile(osp.join(REPO, setting.config))
     model = cfg.model
     model.teacher_ckpt = None
+    for spec in (model.get('teachers') or {}).values():
+        spec.ckpt = None
     student = model.architecture
     student.pop('pretrained', None)
     student.backbone.pop('init_cfg', None)

@@ -1,10 +1,15 @@
 """Shared fixtures (generated data sets, a module's scratch folder, the
 RetinaNet teacher) and the ``gpu`` marker."""
+import os
 import shutil
 import tempfile
 
 import pytest
 import torch
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # The workers share the cores: a thread each, not one each per core.
+    torch.set_num_threads(1)
 
 # Peak disk use of pytest's temporary folder over the whole suite, measured
 # (the end-to-end tests write checkpoints of a few hundred MB).

@@ -17,10 +17,14 @@ PLAIN_BN = [f'model.{side}.{module}.norm_cfg.type=BN'
             for module in ('backbone', 'decode_head', 'auxiliary_head')]
 
 
+# Under pytest-xdist the workers share the cores: a thread each.
+THREADS = '1' if os.environ.get('PYTEST_XDIST_WORKER') else '2'
+
+
 def tool_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """This process's environment for a tool: warnings off, 2 threads, and
-    ``env`` on top."""
-    return dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2',
+    """This process's environment for a tool: warnings off, the threads of
+    :data:`THREADS`, and ``env`` on top."""
+    return dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS=THREADS,
                 **(env or {}))
 
 

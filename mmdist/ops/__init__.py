@@ -6,7 +6,7 @@ import torch
 #: How to get the ops that have no torch version here.
 FULL_MMCV_HINT = (
     'build mmcv with its compiled ops instead of mmcv-lite: '
-    '`MMDIST_MMCV=full make install` (see README, "Installing")')
+    '`MMDIST_MMCV=full make install` (see docs/install.md)')
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

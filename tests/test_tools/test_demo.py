@@ -161,3 +161,50 @@ def test_shortened_classification_demo(tmp_path):
         assert rows[0]['teacher/accuracy/top1'] == teacher_top1
         with open(osp.join(work_dir, run, f'{run}_resnet18_toy.py')) as f:
             assert teacher in f.read()
+
+
+def test_shortened_detection_demo(tmp_path):
+    work_dir = str(tmp_path / 'demo')
+    proc = run_tool(['tools/demo.py', '--task', 'detection', '--work-dir',
+                     work_dir, '--teacher-iters', '4', '--iters', '4',
+                     '--num-train', '8', '--num-val', '4'])
+    with open(osp.join(work_dir, 'results.json')) as f:
+        results = json.load(f)
+    assert [r['name'] for r in results] == [
+        'teacher (RetinaNet R34)', 'student alone (RetinaNet R18)',
+        'student + KD', 'student + DIST'
+    ]
+    keys = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
+    for row in results:
+        assert row['iters'] == 4
+        for key in keys:
+            assert math.isfinite(row[key]) and 0 <= row[key] <= 100
+    with open(osp.join(work_dir, 'results.md')) as f:
+        table = f.read()
+    assert table.startswith(
+        '| model | iterations | bbox mAP | mAP_50 | mAP_75 |')
+    assert table in proc.stdout
+    for step in range(1, 6):
+        assert f'[{step}/5]' in proc.stdout
+    assert 'student + DIST: iteration 4/4' in proc.stdout
+    with open(osp.join(work_dir, 'curves.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    # COCO's layout: the annotation files the evaluator read.
+    coco = osp.join(work_dir, 'data', 'coco')
+    for split in ('train', 'val'):
+        assert osp.isfile(osp.join(coco, 'annotations',
+                                   f'instances_{split}2017.json'))
+    assert len(glob.glob(osp.join(coco, 'train2017', '*.jpg'))) == 8
+    # COCO's metric logs fractions, the table percentages; each distilled
+    # run loaded the teacher trained first and logged its mAP.
+    teacher = osp.join(work_dir, 'teacher', 'iter_4.pth')
+    for run in ('kd', 'dist'):
+        rows = [r for r in read_scalars(osp.join(work_dir, run))
+                if 'coco/bbox_mAP' in r]
+        assert rows[0]['teacher/coco/bbox_mAP'] * 100 == pytest.approx(
+            results[0]['coco/bbox_mAP'])
+        assert rows[-1]['coco/bbox_mAP'] * 100 == pytest.approx(
+            results[2 if run == 'kd' else 3]['coco/bbox_mAP'])
+        with open(osp.join(work_dir, run,
+                           f'{run}_retinanet_r18_toy.py')) as f:
+            assert teacher in f.read()

@@ -1,0 +1,17 @@
+# The student alone: mmdet's stock RetinaNet R18 config on the detection
+# demo's toy data. The demo's distilled students inherit this.
+_base_ = [
+    'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
+    './_base_/toy_coco.py'
+]
+model = _base_.toy_model
+train_dataloader = _base_.toy_train_dataloader
+val_dataloader = _base_.toy_test_dataloader
+test_dataloader = _base_.toy_test_dataloader
+val_evaluator = _base_.toy_evaluator
+test_evaluator = _base_.toy_evaluator
+optim_wrapper = _base_.toy_optim_wrapper
+param_scheduler = _base_.toy_param_scheduler
+train_cfg = _base_.toy_train_cfg
+default_hooks = _base_.toy_default_hooks
+log_processor = _base_.toy_log_processor
