@@ -3,6 +3,7 @@ every folder of mmdet's and mmseg's shipped configs (``<pkg>/.mim/configs``).
 
     python benchmarks/zoo_ops.py                       # both zoos, CPU
     python benchmarks/zoo_ops.py --packages mmseg --out work_dirs/zoo_ops
+    python benchmarks/zoo_ops.py --keep --reverse  # a second process beside
 
 Each config's model is built with random weights and takes one prediction
 and one training step on generated inputs of 128 x 128 (tools/check_ops.py,
@@ -134,12 +135,17 @@ def main() -> None:
                         'models)')
     parser.add_argument('--keep', action='store_true',
                         help='reuse the reports of chunks already in --out')
+    parser.add_argument('--reverse', action='store_true',
+                        help='check the chunks from the last: beside a '
+                        'first process, a second with --keep and the same '
+                        '--out meets it in the middle')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     configs = zoo_configs(args.packages)
     configs += [c for c in args.also if c not in configs]
     reports: Dict[str, dict] = {}
-    for start in range(0, len(configs), args.chunk):
+    starts = range(0, len(configs), args.chunk)
+    for start in reversed(starts) if args.reverse else starts:
         chunk = configs[start:start + args.chunk]
         out = osp.join(args.out, f'chunk_{start // args.chunk:03d}.json')
         if args.keep and osp.isfile(out):
@@ -151,8 +157,8 @@ def main() -> None:
                               *args.size])
         for report in done:
             reports[report['config']] = report
-        print(f'{min(start + args.chunk, len(configs))}/{len(configs)} '
-              'configs checked', file=sys.stderr, flush=True)
+        print(f'{len(reports)}/{len(configs)} configs checked',
+              file=sys.stderr, flush=True)
     lines = ['| package | family | config | predict | train | mmcv ops '
              'called | missing, or failing for another reason |',
              '|---|---|---|---|---|---|---|']

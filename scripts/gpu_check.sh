@@ -49,7 +49,11 @@ STAGE_START=$SECONDS
 stage "GPU tests (pytest -m gpu)"
 
 STAGE_START=$SECONDS
-"$PY" benchmarks/bench_settings.py --device cuda --out "$OUT" || RC=1
+# Every teacher option beside the student alone, and the teacher's forward
+# alone (plain, folded, channels-last, compiled).
+"$PY" benchmarks/bench_settings.py --device cuda --out "$OUT" \
+    --variants student,mmrazor,mmdist,unfolded,bf16,channels_last,compiled,stream \
+    --teacher-forward || RC=1
 stage "benchmark (benchmarks/bench_settings.py)"
 
 {

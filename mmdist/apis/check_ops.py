@@ -119,6 +119,16 @@ def _strip_pretrained(node: object) -> None:
             node[key] = None
     if node.get('pretrained') is True:  # a teacher's zoo weights
         node['pretrained'] = False
+    for spec in (node.get('teachers') or {}).values():
+        if isinstance(spec, dict) and isinstance(spec.get('ckpt'), str):
+            spec['ckpt'] = None  # several teachers' checkpoints
+    # Some backbones (DetectoRS's) load a Pretrained init_cfg themselves.
+    init_cfg = node.get('init_cfg')
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        node['init_cfg'] = None
+    elif isinstance(init_cfg, (list, tuple)):
+        node['init_cfg'] = [c for c in init_cfg if not (
+            isinstance(c, dict) and c.get('type') == 'Pretrained')] or None
     for value in node.values():
         _strip_pretrained(value)
 
