@@ -122,12 +122,13 @@ def distill_losses(model, data: dict) -> Dict[str, float]:
 
 def reduced_teacher_drift(model, data: dict) -> Dict[str, float]:
     """Distillation losses with the teacher in float32 and in bfloat16."""
-    dtype = model.teacher_dtype
+    dtypes = [info.dtype for info in model.teacher_infos]
     model.teacher_dtype = None
     full = distill_losses(model, data)
     model.teacher_dtype = torch.bfloat16
     reduced = distill_losses(model, data)
-    model.teacher_dtype = dtype
+    for info, dtype in zip(model.teacher_infos, dtypes):
+        info.dtype = dtype
     diffs = {k: abs(full[k] - reduced[k]) for k in full}
     worst = max(diffs, key=diffs.get)
     return dict(loss=worst, fp32=full[worst], bf16=reduced[worst],
@@ -154,6 +155,20 @@ def teacher_files(setting: Setting, directory: str) -> dict:
         return dict(teacher_ckpt=paths[None])
     return dict(teachers={name: dict(spec, ckpt=paths[name])
                           for name, spec in specs.items()})
+
+
+def mmdist_options(options: dict, ckpt: dict) -> dict:
+    """A variant's options with the teachers' files; with several
+    teachers, a teacher precision goes to each teacher's own entry."""
+    options = dict(options, **ckpt)
+    precision = options.pop('teacher_precision', None)
+    if precision is None:
+        return options
+    if 'teachers' not in options:
+        return dict(options, teacher_precision=precision)
+    options['teachers'] = {name: dict(spec, precision=precision)
+                           for name, spec in options['teachers'].items()}
+    return options
 
 
 def teacher_forward_ms(model, data: dict, device: str, warmup: int,
@@ -195,7 +210,7 @@ def bench_setting(setting: Setting, args, ckpt_dir: str) -> List[dict]:
             continue  # its teacher would classify its own RoIs
         torch.manual_seed(0)
         if variant == 'mmdist':
-            options = dict(options, **ckpt)
+            options = mmdist_options(options, ckpt)
         model = build_setting(setting, variant, image_size=size, **options)
         model.to(args.device)
         for amp in modes:

@@ -3,6 +3,7 @@
     python tools/demo.py                          # or: make demo
     python tools/demo.py --task classification
     python tools/demo.py --task detection
+    python tools/demo.py --task detection --seed 0 1 2   # mean and range
 
 Generates a small data set in a real layout (Cityscapes, ImageNet or COCO),
 trains a teacher on it (DeepLabV3 R101-D8, ResNet-34 or RetinaNet R34), then
@@ -12,7 +13,7 @@ a student (R18-D8, ResNet-18 or RetinaNet R18) alone, with KD and with DIST
 """
 import argparse
 
-from mmdist.apis.demo import TASKS, run_demo
+from mmdist.apis.demo import TASKS, run_demo, run_demo_seeds
 
 
 def _defaults(key: str) -> str:
@@ -40,10 +41,20 @@ def main() -> None:
     parser.add_argument('--num-val', type=int,
                         help='validation images (per class for '
                         'classification); default: ' + _defaults('num_val'))
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, nargs='+', default=[0],
+                        help='the data\'s and every run\'s seed; several '
+                        'run the demo once each, in <work-dir>/seed<k>/, '
+                        'and add a table of the mean and range over them '
+                        '(results_seeds.md); default: 0')
     args = parser.parse_args()
-    run_demo(args.task, args.work_dir, args.teacher_iters, args.iters,
-             args.num_train, args.num_val, args.seed)
+    sizes = dict(teacher_iters=args.teacher_iters, student_iters=args.iters,
+                 num_train=args.num_train, num_val=args.num_val)
+    if len(args.seed) == 1:
+        run_demo(args.task, args.work_dir, seed=args.seed[0], **sizes)
+    elif len(set(args.seed)) != len(args.seed):
+        parser.error(f'--seed: give each seed once; got {args.seed}')
+    else:
+        run_demo_seeds(args.task, args.work_dir, args.seed, **sizes)
 
 
 if __name__ == '__main__':

@@ -259,6 +259,71 @@ def write_table(task: DemoTask, results: List[dict], path: str) -> str:
     return table
 
 
+def seeds_table(task: DemoTask, results: Dict[int, List[dict]]) -> str:
+    """A Markdown table of each run's mean over seeds, and its range.
+
+    Args:
+        task: The demo that was run.
+        results: The rows :func:`run_demo` returned, by seed; every seed
+            has the same runs in the same order.
+
+    Returns:
+        One line per run: its metrics as ``mean (min-max)`` and its mean
+        train time.
+    """
+    seeds = sorted(results)
+    names = [[r['name'] for r in results[seed]] for seed in seeds]
+    if any(n != names[0] for n in names):
+        raise ValueError(f'every seed must have the same runs; got {names}')
+    headers = [header for _, header in task.columns]
+    lines = [
+        '| model | iterations | ' + ' | '.join(
+            f'{h}: mean (range)' for h in headers) +
+        ' | train time (s), mean |',
+        '|---|---|' + '---|' * len(headers) + '---|'
+    ]
+    for i, name in enumerate(names[0]):
+        rows = [results[seed][i] for seed in seeds]
+        cells = []
+        for key, _ in task.columns:
+            values = [r[key] for r in rows]
+            cells.append(f'{sum(values) / len(values):.2f} '
+                         f'({min(values):.2f}-{max(values):.2f})')
+        seconds = sum(r['seconds'] for r in rows) / len(rows)
+        lines.append(f"| {name} | {rows[0]['iters']} | " +
+                     ' | '.join(cells) + f' | {seconds:.0f} |')
+    return '\n'.join(lines)
+
+
+def run_demo_seeds(task_name: str, work_dir: Optional[str],
+                   seeds: List[int], **sizes) -> Dict[int, List[dict]]:
+    """Run one task's demo once per seed, each in ``<work_dir>/seed<k>/``,
+    and write the mean and range over the seeds to ``results_seeds.md``.
+
+    Args:
+        task_name: A key of :data:`TASKS`.
+        work_dir: The folder above the seeds' (None: the task's own).
+        seeds: Two seeds or more, each once.
+        **sizes: teacher_iters, student_iters, num_train and num_val of
+            :func:`run_demo`.
+    """
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f'give two seeds or more, each once; got {seeds}')
+    work_dir = work_dir or TASKS[task_name].work_dir
+    results = {
+        seed: run_demo(task_name, osp.join(work_dir, f'seed{seed}'),
+                       seed=seed, **sizes)
+        for seed in seeds
+    }
+    table = seeds_table(TASKS[task_name], results)
+    with open(osp.join(work_dir, 'results_seeds.md'), 'w') as f:
+        f.write(table + '\n')
+    print(f'\nmmdist demo over seeds {", ".join(map(str, seeds))}:\n')
+    print(table)
+    print(f'\nwritten: {work_dir}/results_seeds.md')
+    return results
+
+
 def plot(task: DemoTask, runs: List[Run], curves: List[dict],
          path: str) -> None:
     """Task loss and the metric against iterations, one line per run."""

@@ -1,6 +1,7 @@
 """Smoke run of benchmarks/bench_settings.py on CPU at 1/10 of the stock
 input sizes, on the quickest setting (the full run is for a GPU:
 scripts/gpu_check.sh)."""
+import importlib.util
 import json
 import os.path as osp
 
@@ -41,3 +42,29 @@ def test_bench_settings_runs_on_cpu(tmp_path):
         table = f.read()
     assert '| resnet18_in1k | mmdist | fp32 |' in table
     assert '| resnet18_in1k | folded |' in table
+
+
+def _bench_settings():
+    path = osp.join(osp.dirname(__file__), '..', '..', 'benchmarks',
+                    'bench_settings.py')
+    spec = importlib.util.spec_from_file_location('bench_settings', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_teacher_precision_goes_to_each_of_several_teachers():
+    options = _bench_settings().mmdist_options
+    teachers = dict(x101=dict(cfg_path='a.py', ckpt='a.pth'),
+                    r101=dict(cfg_path='b.py', ckpt='b.pth'))
+    got = options(dict(teacher_precision='bfloat16'),
+                  dict(teachers=teachers))
+    assert got == dict(teachers={
+        name: dict(spec, precision='bfloat16')
+        for name, spec in teachers.items()})
+    assert 'precision' not in teachers['x101']  # the caller's dict is kept
+    assert options(dict(teacher_precision='bfloat16'),
+                   dict(teacher_ckpt='t.pth')) == dict(
+                       teacher_ckpt='t.pth', teacher_precision='bfloat16')
+    assert options(dict(channels_last=True), dict(teachers=teachers)) == \
+        dict(channels_last=True, teachers=teachers)

@@ -107,11 +107,15 @@ def test_first_validation_logs_the_teachers_top1(trained):
     assert losses and all('student.loss' in r for r in losses)
 
 
-def test_tools_test_evaluates_the_teacher_alone(trained, tmp_path):
+@pytest.mark.parametrize('fold_bn', [True, False])
+def test_tools_test_evaluates_the_teacher_alone(trained, tmp_path, fold_bn):
+    # Folded (the default, as the distillation runs it) or not, the teacher
+    # scores what its own training's last validation scored.
     teacher = validations(trained['teacher_dir'])[-1]
     out = str(tmp_path / 'teacher')
     run_tool(['tools/test.py', trained['student_cfg'], '--teacher',
-              '--work-dir', out, '--cfg-options', *small()])
+              '--work-dir', out, '--cfg-options', *small(),
+              f'model.teacher_fold_bn={fold_bn}'])
     assert read_test_metrics(out)[TOP1] == teacher[TOP1]
 
 
