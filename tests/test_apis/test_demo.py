@@ -1,8 +1,6 @@
 """The demos' table over seeds (mmdist/apis/demo.py); the demo runs
-themselves are tested through tools/demo.py in tests/test_tools."""
-import json
-import os.path as osp
-
+themselves, over one seed and two, are tested through tools/demo.py in
+tests/test_tools/test_demo.py."""
 import pytest
 
 from mmdist.apis.demo import TASKS, seeds_table
@@ -35,24 +33,6 @@ def test_seeds_table_refuses_seeds_with_other_runs():
                1: [_row('student', 300, 50.0, 70.0)]}
     with pytest.raises(ValueError, match='same runs'):
         seeds_table(task, results)
-
-
-def test_tools_demo_over_two_seeds(tmp_path):
-    work_dir = str(tmp_path / 'demo')
-    proc = run_tool(['tools/demo.py', '--task', 'classification',
-                     '--work-dir', work_dir, '--teacher-iters', '2',
-                     '--iters', '2', '--num-train', '2', '--num-val', '1',
-                     '--seed', '0', '1'])
-    results = {}
-    for seed in (0, 1):
-        with open(osp.join(work_dir, f'seed{seed}', 'results.json')) as f:
-            results[seed] = json.load(f)
-    # The summary is the table of what each seed's run wrote.
-    table = seeds_table(TASKS['classification'], results)
-    with open(osp.join(work_dir, 'results_seeds.md')) as f:
-        assert f.read() == table + '\n'
-    assert table in proc.stdout
-    assert len(table.splitlines()) == 6  # header, rule, four runs
 
 
 def test_tools_demo_refuses_a_repeated_seed(tmp_path):

@@ -8,6 +8,7 @@ import os.path as osp
 
 import pytest
 
+from mmdist.apis.demo import TASKS, seeds_table
 from tests.utils import (read_scalars, read_test_metrics, run_tool,
                          save_random_model)
 
@@ -130,13 +131,23 @@ def test_teacher_evaluation_can_be_turned_off(demo, tmp_path):
     assert 'mIoU' in row and not any(k.startswith('teacher/') for k in row)
 
 
-def test_shortened_classification_demo(tmp_path):
-    work_dir = str(tmp_path / 'demo')
+def test_shortened_classification_demo_over_two_seeds(tmp_path):
+    top = str(tmp_path / 'demo')
     proc = run_tool(['tools/demo.py', '--task', 'classification',
-                     '--work-dir', work_dir, '--teacher-iters', '4',
-                     '--iters', '4', '--num-train', '4', '--num-val', '2'])
-    with open(osp.join(work_dir, 'results.json')) as f:
-        results = json.load(f)
+                     '--work-dir', top, '--teacher-iters', '4',
+                     '--iters', '4', '--num-train', '4', '--num-val', '2',
+                     '--seed', '0', '1'])
+    by_seed = {}
+    for seed in (0, 1):
+        with open(osp.join(top, f'seed{seed}', 'results.json')) as f:
+            by_seed[seed] = json.load(f)
+    # The summary is the table of what each seed's run wrote.
+    summary = seeds_table(TASKS['classification'], by_seed)
+    with open(osp.join(top, 'results_seeds.md')) as f:
+        assert f.read() == summary + '\n'
+    assert summary in proc.stdout
+    assert len(summary.splitlines()) == 6  # header, rule, four runs
+    work_dir, results = osp.join(top, 'seed0'), by_seed[0]
     assert [r['name'] for r in results] == [
         'teacher (ResNet-34)', 'student alone (ResNet-18)', 'student + KD',
         'student + DIST'
