@@ -30,6 +30,10 @@ problem is present, so on a torch where it is not, nothing changes.
    every device. The default install has no compiled mmcv at all: its
    ``mmcv._ext`` is mmdist's stand-in (``_mmdist_mmcv_ext``), which is
    left alone here.
+4. MMEngine formats a config with yapf each time it logs it, dumps it and
+   saves a checkpoint (about a second each for a distillation config, which
+   holds two or more models): the formatting is remembered by its input
+   text, so a run formats its config once.
 """
 import importlib
 import logging
@@ -300,6 +304,32 @@ def allow_removing_any_default_hook() -> bool:
     return True
 
 
+def memoize_config_formatting(size: int = 8) -> bool:
+    """Remember the last ``size`` configs that MMEngine formatted with yapf
+    (``Config.pretty_text``), by their unformatted text: the same text
+    formats to the same code. Returns whether it was patched (once)."""
+    from mmengine.config import config as config_module
+    format_code = config_module.FormatCode
+    if getattr(format_code, '_mmdist_memoized', False):
+        return False
+    formatted: Dict[tuple, tuple] = {}
+
+    def memoized(text: str, style_config=None, **kwargs):
+        style = tuple(sorted(style_config.items())) if isinstance(
+            style_config, dict) else style_config
+        key = (text, style, tuple(sorted(kwargs.items())))
+        if key not in formatted:
+            if len(formatted) >= size:
+                formatted.pop(next(iter(formatted)))
+            formatted[key] = format_code(text, style_config=style_config,
+                                         **kwargs)
+        return formatted[key]
+
+    memoized._mmdist_memoized = True
+    config_module.FormatCode = memoized
+    return True
+
+
 def apply() -> Dict[str, object]:
     """Apply every fix whose problem is present; idempotent.
 
@@ -313,4 +343,5 @@ def apply() -> Dict[str, object]:
         mmengine_checkpoints=allow_mmengine_checkpoints(),
         routed_mmcv_ops=route_mmcv_ops(),
         default_hooks_none=allow_removing_any_default_hook(),
+        memoized_config_formatting=memoize_config_formatting(),
     )

@@ -16,19 +16,58 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
 SUITE_DISK_GB = 3
 
 
+# Where the suite's temporary folders go unless TMPDIR or --basetemp says:
+# a memory file system, where it has room, writes the tests' checkpoints
+# five times as fast as a disk (300 MB: 0.25 s against 1.5 s).
+MEMORY_FS = '/dev/shm'
+
+
+def pytest_configure(config):
+    """Put pytest's temporary folder on :data:`MEMORY_FS` where it has
+    twice the room the suite needs (the controller chooses; xdist's workers
+    get folders under its)."""
+    if (config.option.basetemp is not None or 'TMPDIR' in os.environ
+            or hasattr(config, 'workerinput')
+            or not os.access(MEMORY_FS, os.W_OK)
+            or shutil.disk_usage(MEMORY_FS).free < 2 * SUITE_DISK_GB * 2**30):
+        return
+    config.option.basetemp = tempfile.mkdtemp(prefix='mmdist-pytest-',
+                                              dir=MEMORY_FS)
+    config._mmdist_memory_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    """A folder in memory holds memory until it is removed."""
+    path = getattr(config, '_mmdist_memory_basetemp', None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def pytest_report_header(config):
-    """Say how much disk the temporary folder has and the suite needs: a
+    """Say where the temporary folders go and how much room is there: a
     full disk shows up as an odd torch.save error (unexpected pos)."""
-    free = shutil.disk_usage(tempfile.gettempdir()).free / 2**30
-    line = (f'temporary folder {tempfile.gettempdir()}: {free:.1f} GB free, '
+    folder = getattr(config, '_mmdist_memory_basetemp', None) or \
+        tempfile.gettempdir()
+    free = shutil.disk_usage(folder).free / 2**30
+    line = (f'temporary folder {folder}: {free:.1f} GB free, '
             f'the suite needs about {SUITE_DISK_GB} GB')
-    if free < SUITE_DISK_GB:
+    if getattr(config, '_mmdist_memory_basetemp', None):
+        line += ' (in memory, removed at the end; set TMPDIR to keep them)'
+    elif free < SUITE_DISK_GB:
         line += ' -- free some, or point TMPDIR at a larger disk'
     return line
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip GPU tests (``-m gpu``) where torch sees no CUDA device."""
+    """Refuse parameter ids with '::' (pytest-xdist's --dist loadscope
+    takes what comes before a test id's last '::' for its module: such a
+    test would leave its module, and the module's fixtures run again for
+    it). Skip GPU tests (``-m gpu``) where torch sees no CUDA device."""
+    for item in items:
+        if '::' in item.nodeid.partition('[')[2]:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a parameter id with '::'; give the "
+                "parametrisation ids without it")
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason='needs a CUDA GPU (scripts/gpu_check.sh)')

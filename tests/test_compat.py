@@ -9,6 +9,7 @@ import torch
 
 import mmdist  # noqa: F401  applies the fixes
 from mmdist import compat
+from tests.utils import REPO
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -129,6 +130,25 @@ def test_apply_is_idempotent():
     assert before['backend_config_utils'] is False
     assert before['lazy_backend_configs'] is False
     assert before['default_hooks_none'] is False
+    assert before['memoized_config_formatting'] is False
+
+
+def test_a_config_is_formatted_once_and_as_yapf_formats_it():
+    from mmengine.config import Config
+    from yapf.yapflib.yapf_api import FormatCode
+
+    config = Config.fromfile(f'{REPO}/configs/dist_resnet18_in1k.py')
+    text = config.pretty_text
+    # yapf leaves it as it is (MMEngine's style), and the second time it is
+    # the same object: remembered, not formatted again.
+    style = dict(based_on_style='pep8',
+                 blank_line_before_nested_class_or_def=True,
+                 split_before_expression_after_opening_paren=True)
+    assert FormatCode(text, style_config=style)[0] == text
+    assert config.pretty_text is text
+    config.train_cfg.max_epochs = 1  # another text, formatted anew
+    changed = config.pretty_text
+    assert changed != text and 'max_epochs=1' in changed
 
 
 def test_any_default_hook_is_removed_by_none(tmp_path):

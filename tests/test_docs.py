@@ -5,14 +5,12 @@ import glob
 import os.path as osp
 import re
 import shlex
-import subprocess
-import sys
 from functools import lru_cache
 from typing import Iterator, List
 
 import pytest
 
-from tests.utils import REPO, tool_env
+from tests.utils import REPO, run_in_process
 
 PAGES = [osp.join(REPO, 'README.md')] + sorted(
     glob.glob(osp.join(REPO, 'docs', '*.md')))
@@ -51,8 +49,7 @@ def expand(word: str) -> List[str]:
 
 @lru_cache(maxsize=None)
 def tool_help(script: str) -> str:
-    result = subprocess.run([sys.executable, script, '--help'], cwd=REPO,
-                            capture_output=True, text=True, env=tool_env())
+    result = run_in_process([script, '--help'])
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 

@@ -28,19 +28,134 @@ def tool_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
                 **(env or {}))
 
 
+# The scripts that run_tool runs in this process (see run_in_process).
+# (tools/demo.py trains each run in a process of its own, as always.)
+IN_PROCESS = ('tools/train.py', 'tools/test.py', 'tools/convert_student.py',
+              'tools/check_ops.py', 'tools/demo.py', '.mim/tools/train.py',
+              '.mim/tools/test.py')
+
+
 def run_tool(args: Sequence[str], check: bool = True, timeout: int = 900,
-             env: Optional[Dict[str, str]] = None
+             env: Optional[Dict[str, str]] = None, process: bool = False
              ) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repository root (``env``: variables
-    to set on top of this process's)."""
-    proc = subprocess.run([sys.executable, *args], cwd=REPO,
-                          env=tool_env(env), capture_output=True, text=True,
-                          timeout=timeout)
+    to set on top of this process's).
+
+    The tools of :data:`IN_PROCESS` run in this process (a fresh
+    interpreter's start costs a tool ~10 s of imports), unless ``process``
+    asks for a new one; the rest always get one.
+    """
+    if not process and args[0].endswith(IN_PROCESS):
+        proc = run_in_process(args, env)
+    else:
+        proc = subprocess.run([sys.executable, *args], cwd=REPO,
+                              env=tool_env(env), capture_output=True,
+                              text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f'{" ".join(args)} failed ({proc.returncode}):\n'
             f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+def _managed_classes() -> list:
+    """MMEngine's globally accessible classes (MMLogger, MessageHub,
+    Visualizer, DefaultScope, ...), each with its own instances."""
+    from mmengine.utils import ManagerMixin
+    found, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def run_in_process(args: Sequence[str],
+                   env: Optional[Dict[str, str]] = None
+                   ) -> subprocess.CompletedProcess:
+    """Run the script ``args[0]`` as ``__main__`` in this process, as a new
+    interpreter would run it, and return what the process would have.
+
+    What a new process would start without is set aside and given back
+    afterwards: MMEngine's named instances (a run's logger, message hub
+    and visualizer are found by a name made of the config's name and the
+    second it started), the random generators, torch's determinism and
+    thread count, the environment, ``sys.argv``, ``sys.path`` (with
+    ``PYTHONPATH`` of ``env`` in front) and the working folder.
+    Output goes to the returned ``stdout`` and ``stderr``; an exception
+    that ends the script is printed to ``stderr`` with exit code 1, as
+    Python prints it.
+    """
+    import contextlib
+    import gc
+    import io
+    import logging
+    import random
+    import runpy
+    import traceback
+    import warnings
+
+    import numpy as np
+    import torch
+
+    classes = _managed_classes()
+    instances = {cls: dict(cls._instance_dict) for cls in classes}
+    saved = dict(argv=sys.argv, path=list(sys.path),
+                 environ=dict(os.environ), cwd=os.getcwd(),
+                 threads=torch.get_num_threads(),
+                 deterministic=torch.are_deterministic_algorithms_enabled(),
+                 cudnn=(torch.backends.cudnn.benchmark,
+                        torch.backends.cudnn.deterministic),
+                 torch_rng=torch.random.get_rng_state(),
+                 np_rng=np.random.get_state(), rng=random.getstate())
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    for cls in classes:
+        cls._instance_dict.clear()
+    os.environ.update(tool_env(env))  # for the processes it starts
+    torch.set_num_threads(int(THREADS))
+    sys.argv = [str(a) for a in args]
+    # PYTHONPATH as a new interpreter reads it: before site-packages.
+    sys.path[1:1] = [p for p in (env or {}).get('PYTHONPATH', '').split(
+        os.pathsep) if p]
+    os.chdir(REPO)
+    try:
+        with contextlib.redirect_stdout(stdout), \
+                contextlib.redirect_stderr(stderr), \
+                warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            try:
+                runpy.run_path(args[0], run_name='__main__')
+            except SystemExit as exit_:
+                if isinstance(exit_.code, str):
+                    print(exit_.code, file=sys.stderr)
+                code = exit_.code if isinstance(exit_.code, int) else (
+                    0 if exit_.code is None else 1)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        for cls in classes:
+            for instance in cls._instance_dict.values():
+                if isinstance(instance, logging.Logger):
+                    for handler in instance.handlers:
+                        handler.close()
+            cls._instance_dict.clear()
+            cls._instance_dict.update(instances[cls])
+        os.chdir(saved['cwd'])
+        sys.argv, sys.path[:] = saved['argv'], saved['path']
+        os.environ.clear()
+        os.environ.update(saved['environ'])
+        torch.set_num_threads(saved['threads'])
+        torch.use_deterministic_algorithms(saved['deterministic'])
+        (torch.backends.cudnn.benchmark,
+         torch.backends.cudnn.deterministic) = saved['cudnn']
+        torch.random.set_rng_state(saved['torch_rng'])
+        np.random.set_state(saved['np_rng'])
+        random.setstate(saved['rng'])
+        gc.collect()  # the run's models
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(),
+                                       stderr.getvalue())
 
 
 def run_logs(work_dir: str) -> List[str]:
@@ -84,32 +199,74 @@ def batches(work_dir: str) -> Dict[tuple, list]:
     return {(r['iter'], r['rank']): r['images'] for r in rows}
 
 
+def _start_train(args: Sequence[str], env: Dict[str, str],
+                 out: str) -> int:
+    """Start tools/train.py with ``args`` in a new process whose output
+    goes to the file ``out``; return its pid. The process is a fork of this
+    one where torch runs one thread here (the suite's workers: a fork skips
+    a new interpreter's ~10 s of imports, and one after multi-threaded
+    OpenMP work would hang), else a new interpreter."""
+    if torch_threads() != 1:
+        with open(out, 'w') as f:
+            return subprocess.Popen(
+                [sys.executable, 'tools/train.py', *args], cwd=REPO,
+                env=tool_env(env), stdout=f, stderr=subprocess.STDOUT).pid
+    pid = os.fork()
+    if pid == 0:  # the child: run, write what it said, leave at once
+        code = 1
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            done = run_in_process(['tools/train.py', *args], env)
+            with open(out, 'w') as f:
+                f.write(done.stdout + done.stderr)
+            code = done.returncode
+        finally:
+            os._exit(code)
+    return pid
+
+
+def torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
 def kill_during(work_dir: str, args: Sequence[str], iteration: int,
                 timeout: int = 600, env: Optional[Dict[str, str]] = None,
                 in_save: bool = False) -> int:
-    """Start tools/train.py with ``args``, a config with tests.record_batches'
-    ``TestPauseHook``; SIGKILL it where the hook holds it: after
-    ``iteration`` (as logged) or, with ``in_save``, in the save of that
-    iteration's checkpoint before a byte is written. Return its exit
-    code."""
+    """Start tools/train.py with ``args`` (:func:`_start_train`), a config
+    with tests.record_batches' ``TestPauseHook``; SIGKILL it where the hook
+    holds it: after ``iteration`` (as logged) or, with ``in_save``, in the
+    save of that iteration's checkpoint before a byte is written. Return
+    its exit code as subprocess gives it (minus the signal)."""
+    import tempfile
+
     from tests.record_batches import PAUSED
     name = 'TEST_PAUSE_IN_SAVE_OF_ITER' if in_save else 'TEST_PAUSE_AFTER_ITER'
-    proc = subprocess.Popen([sys.executable, 'tools/train.py', *args],
-                            cwd=REPO, env=tool_env({name: str(iteration),
-                                                    **(env or {})}),
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + timeout
+    fd, out = tempfile.mkstemp(suffix='.log')
+    os.close(fd)
+    pid = _start_train(args, {name: str(iteration), **(env or {})}, out)
+    deadline, status = time.time() + timeout, None
     try:
         while not osp.exists(osp.join(work_dir, PAUSED)):
-            assert proc.poll() is None, proc.stderr.read()[-4000:]
+            ended, status = os.waitpid(pid, os.WNOHANG)
+            if ended:
+                with open(out) as f:
+                    raise AssertionError('training ended before the kill:'
+                                         f'\n{f.read()[-4000:]}')
+            status = None
             assert time.time() < deadline, 'training did not get there'
             time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
     finally:
-        proc.kill()
-        proc.wait()
-    return proc.returncode
+        if status is None:  # still running
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.remove(out)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else \
+        os.WEXITSTATUS(status)
 
 
 def read_test_metrics(work_dir: str) -> Dict[str, float]:

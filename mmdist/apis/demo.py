@@ -13,12 +13,12 @@ results are a table and a plot of the curves.
 - detection: RetinaNet R34 -> R18 on COCO-layout data, mmdet's CocoMetric
   (bbox mAP, logged as a fraction and shown in %).
 """
+import functools
 import glob
 import json
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -191,12 +191,53 @@ def _progress(name: str, metric: str, line: str,
         if value else None
 
 
+def _train_child(argv: List[str], writer) -> None:
+    """In a process of the fork server: tools/train.py with ``argv``, its
+    output (Python's and the C libraries') into the pipe ``writer``."""
+    import runpy
+    import warnings
+    for fd in (1, 2):
+        os.dup2(writer.fileno(), fd)
+    writer.close()
+    warnings.simplefilter('ignore')
+    sys.argv = argv
+    os.chdir(REPO)
+    try:
+        runpy.run_path(argv[0], run_name='__main__')
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+@functools.lru_cache(maxsize=None)
+def _trainers():
+    """Where the runs start: a fork server that has imported mmdist and the
+    task packages once (a new interpreter spends ~10 s on them), and never
+    runs torch itself, so that a fork of it starts clean."""
+    import multiprocessing
+    from multiprocessing import forkserver
+    context = multiprocessing.get_context('forkserver')
+    context.set_forkserver_preload(['mmdist', 'mmdist.apis', 'mmdet.models',
+                                    'mmseg.models', 'mmpretrain.models'])
+    # Its imports' warnings are noise in the demo's output.
+    saved = os.environ.get('PYTHONWARNINGS')
+    os.environ['PYTHONWARNINGS'] = 'ignore'
+    try:
+        forkserver.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ['PYTHONWARNINGS']
+        else:
+            os.environ['PYTHONWARNINGS'] = saved
+    return context
+
+
 def train(run: Run, metric: str, iters: int, options: List[str],
           scale: float = 1.0) -> str:
-    """Train one run with tools/train.py; return its last checkpoint (the
-    progress shows the metric multiplied by ``scale``)."""
-    cmd = [
-        sys.executable,
+    """Train one run with tools/train.py, in a process of its own; return
+    its last checkpoint (the progress shows the metric multiplied by
+    ``scale``)."""
+    argv = [
         osp.join(REPO, 'tools', 'train.py'), run.config, '--work-dir',
         run.work_dir, '--cfg-options', f'train_cfg.max_iters={iters}',
         f'param_scheduler.0.end={iters}',
@@ -205,19 +246,24 @@ def train(run: Run, metric: str, iters: int, options: List[str],
         f'default_hooks.logger.interval={max(1, min(10, iters // 10))}',
         *options
     ]
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    context = _trainers()
+    reader, writer = context.Pipe(duplex=False)
+    proc = context.Process(target=_train_child, args=(argv, writer))
+    proc.start()
+    writer.close()  # the child's is the last: its end is the pipe's end
     log_lines: List[str] = []
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env,
-                          cwd=REPO) as proc:
-        for line in proc.stdout:
+    with os.fdopen(os.dup(reader.fileno()), errors='replace') as stream:
+        reader.close()
+        for line in stream:
             log_lines.append(line)
             shown = _progress(run.name, metric, line, scale)
             if shown:
                 print(shown, flush=True)
-    if proc.returncode != 0:
+    proc.join()
+    if proc.exitcode != 0:
         sys.stderr.write(''.join(log_lines[-60:]))
-        raise RuntimeError(f'{run.name}: training failed ({" ".join(cmd)})')
+        raise RuntimeError(f'{run.name}: training failed (exit code '
+                           f'{proc.exitcode}: python {" ".join(argv)})')
     with open(osp.join(run.work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
 

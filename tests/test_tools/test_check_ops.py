@@ -47,7 +47,11 @@ def reports(module_tmp):
         result.stdout
 
 
-@pytest.mark.parametrize('config', FAMILIES)
+# No '::' in the ids: pytest-xdist would take what comes before the last
+# '::' of a test's id for its module and give each such test its own
+# (and the module's fixture its own run of check_ops).
+@pytest.mark.parametrize('config', FAMILIES,
+                         ids=lambda config: config.replace('::', ':'))
 def test_each_family_predicts_and_trains(reports, config):
     report = reports[0][config]
     assert report['ok'] and report['error'] is None

@@ -11,8 +11,8 @@ from tests.test_tools.test_retinanet_distill import train_options
 from tests.utils import (REPO, batches, kill_during, last_run_losses, losses,
                          run_logs, run_tool)
 
-# 4 training images, 2 a batch: 2 iterations an epoch, 3 epochs.
-ITERS = 6
+# 4 training images, 2 a batch: 2 iterations an epoch, 2 epochs.
+ITERS = 4
 
 
 @pytest.fixture(scope='module')
@@ -23,7 +23,7 @@ def teacher_ckpt(retinanet_teacher_ckpt) -> str:
 
 def options(coco_root, teacher_ckpt):
     return train_options(coco_root, teacher_ckpt) + [
-        'train_cfg.max_epochs=3', 'train_cfg.val_interval=10',
+        'train_cfg.max_epochs=2', 'train_cfg.val_interval=10',
         'randomness.seed=0', 'randomness.deterministic=True',
         'default_hooks.checkpoint.interval=1',
         # Checkpoints of an R50 RetinaNet are 300 MB: keep the disk use down.
@@ -90,8 +90,8 @@ def test_killed_run_resumes_with_the_same_losses(config, coco_root,
                 value, rel=1e-6, abs=1e-7), (iteration, name)
 
     # Weights, connectors included, and optimizer state end the same.
-    ours = state(osp.join(killed, 'epoch_3.pth'))
-    theirs = state(osp.join(never_killed, 'epoch_3.pth'))
+    ours = state(osp.join(killed, 'epoch_2.pth'))
+    theirs = state(osp.join(never_killed, 'epoch_2.pth'))
     assert ours['state_dict'].keys() == theirs['state_dict'].keys()
     connectors = [k for k in ours['state_dict'] if 'connectors' in k]
     assert bool(connectors) == ('mimic' in config)
@@ -150,7 +150,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root +
                      'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=3, val_interval=10)
+train_cfg = dict(max_epochs=2, val_interval=10)
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=1))
 randomness = dict(seed=0, deterministic=True)

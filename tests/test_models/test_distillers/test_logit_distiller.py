@@ -292,7 +292,8 @@ def test_several_heads_each_with_its_weight():
     # position (2 scales) against the student's 9.
     ('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
      dict(strides=[8, 16]), 'bbox_head.rtm_cls'),
-    (RETINANET, dict(scales_per_octave=2), 'bbox_head.retina_cls')])
+    (RETINANET, dict(scales_per_octave=2), 'bbox_head.retina_cls')],
+    ids=['rtmdet', 'retinanet'])
 def test_another_anchor_layout_fails_at_build(detector, generator, logits):
     # Dense logits pair anchor by anchor: the algorithm compares the two
     # detectors' anchors before the distiller's levels or channels.
