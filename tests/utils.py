@@ -200,17 +200,19 @@ def batches(work_dir: str) -> Dict[tuple, list]:
 
 
 def _start_train(args: Sequence[str], env: Dict[str, str],
-                 out: str) -> int:
+                 out: str) -> tuple:
     """Start tools/train.py with ``args`` in a new process whose output
-    goes to the file ``out``; return its pid. The process is a fork of this
-    one where torch runs one thread here (the suite's workers: a fork skips
-    a new interpreter's ~10 s of imports, and one after multi-threaded
-    OpenMP work would hang), else a new interpreter."""
+    goes to the file ``out``; return its pid and its Popen (None for a
+    fork). The process is a fork of this one where torch runs one thread
+    here (the suite's workers: a fork skips a new interpreter's ~10 s of
+    imports, and one after multi-threaded OpenMP work would hang), else a
+    new interpreter."""
     if torch_threads() != 1:
         with open(out, 'w') as f:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, 'tools/train.py', *args], cwd=REPO,
-                env=tool_env(env), stdout=f, stderr=subprocess.STDOUT).pid
+                env=tool_env(env), stdout=f, stderr=subprocess.STDOUT)
+        return proc.pid, proc
     pid = os.fork()
     if pid == 0:  # the child: run, write what it said, leave at once
         code = 1
@@ -224,7 +226,7 @@ def _start_train(args: Sequence[str], env: Dict[str, str],
             code = done.returncode
         finally:
             os._exit(code)
-    return pid
+    return pid, None
 
 
 def torch_threads() -> int:
@@ -246,7 +248,9 @@ def kill_during(work_dir: str, args: Sequence[str], iteration: int,
     name = 'TEST_PAUSE_IN_SAVE_OF_ITER' if in_save else 'TEST_PAUSE_AFTER_ITER'
     fd, out = tempfile.mkstemp(suffix='.log')
     os.close(fd)
-    pid = _start_train(args, {name: str(iteration), **(env or {})}, out)
+    # (Popen kept: reaped by us, not by subprocess's clean-up.)
+    pid, popen = _start_train(args, {name: str(iteration), **(env or {})},
+                              out)
     deadline, status = time.time() + timeout, None
     try:
         while not osp.exists(osp.join(work_dir, PAUSED)):
@@ -263,7 +267,9 @@ def kill_during(work_dir: str, args: Sequence[str], iteration: int,
     finally:
         if status is None:  # still running
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            _, status = os.waitpid(pid, 0)
+        if popen is not None:
+            popen.returncode = status  # reaped: nothing left to wait for
         os.remove(out)
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else \
         os.WEXITSTATUS(status)
