@@ -207,7 +207,8 @@ def _start_train(args: Sequence[str], env: Dict[str, str],
     here (the suite's workers: a fork skips a new interpreter's ~10 s of
     imports, and one after multi-threaded OpenMP work would hang), else a
     new interpreter."""
-    if torch_threads() != 1:
+    import torch
+    if torch.get_num_threads() != 1:
         with open(out, 'w') as f:
             proc = subprocess.Popen(
                 [sys.executable, 'tools/train.py', *args], cwd=REPO,
@@ -227,11 +228,6 @@ def _start_train(args: Sequence[str], env: Dict[str, str],
         finally:
             os._exit(code)
     return pid, None
-
-
-def torch_threads() -> int:
-    import torch
-    return torch.get_num_threads()
 
 
 def kill_during(work_dir: str, args: Sequence[str], iteration: int,
@@ -268,11 +264,12 @@ def kill_during(work_dir: str, args: Sequence[str], iteration: int,
         if status is None:  # still running
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
-        if popen is not None:
-            popen.returncode = status  # reaped: nothing left to wait for
         os.remove(out)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else \
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else \
         os.WEXITSTATUS(status)
+    if popen is not None:
+        popen.returncode = code  # reaped here: nothing left to wait for
+    return code
 
 
 def read_test_metrics(work_dir: str) -> Dict[str, float]:
