@@ -1,5 +1,6 @@
 """Shared fixtures (generated data sets, a module's scratch folder, the
 RetinaNet teacher) and the ``gpu`` marker."""
+import gc
 import os
 import shutil
 import tempfile
@@ -56,6 +57,19 @@ def pytest_report_header(config):
     elif free < SUITE_DISK_GB:
         line += ' -- free some, or point TMPDIR at a larger disk'
     return line
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _imports_out_of_the_collector():
+    """Freeze what is alive as a module starts (imported packages, session
+    fixtures) out of the cyclic garbage collector: a full collection over
+    the task packages' objects took ~0.6 s, and the tools that run in this
+    process (and MMEngine's dataset builds, and the collector itself) ran
+    about 350 of them, 185 s of the suite. Later garbage is collected as
+    before."""
+    gc.collect()
+    gc.freeze()
+    yield
 
 
 def pytest_collection_modifyitems(config, items):

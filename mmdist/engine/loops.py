@@ -13,6 +13,42 @@ from torch.utils.data import DataLoader
 from mmdist.registry import LOOPS
 
 
+class _DataloaderPasses(_InfiniteDataloaderIterator):
+    """MMEngine's endless iterator over a data loader with a finite sampler,
+    without its 2 s pause at the end of each pass where no loading worker
+    is shut down (no workers, or persistent ones).
+
+    MMEngine pauses before every new pass, a workaround for a deadlock once
+    seen while the old pass's workers were released (mmcv#306; its
+    maintainers could not reproduce it, mmcv#1912). Where workers are
+    started again the pause stays. The batches are the same either way.
+    """
+
+    @classmethod
+    def adopt(cls, iterator: _InfiniteDataloaderIterator
+              ) -> '_DataloaderPasses':
+        """This class over ``iterator``'s state: its pass goes on, and
+        its workers are not started again."""
+        passes = cls.__new__(cls)
+        passes.__dict__.update(iterator.__dict__)
+        return passes
+
+    def __next__(self):
+        loader = self._dataloader
+        if loader.num_workers > 0 and not loader.persistent_workers:
+            return super().__next__()
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            pass
+        self._epoch += 1
+        sampler = getattr(loader.batch_sampler, 'sampler', loader.sampler)
+        if hasattr(sampler, 'set_epoch'):
+            sampler.set_epoch(self._epoch)
+        self._iterator = iter(loader)
+        return next(self._iterator)
+
+
 @LOOPS.register_module()
 class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     """MMEngine's IterBasedTrainLoop, resumed in seconds at any iteration.
@@ -25,6 +61,10 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     one at once. That needs a sampler with ``skip`` (mmdist's
     :class:`~mmdist.datasets.ResumableInfiniteSampler`); with another, or
     with ``fast_resume=False``, the batches are replayed as MMEngine does.
+
+    Over a finite sampler (MMEngine's ``DefaultSampler``), a new pass over
+    the data set starts without MMEngine's 2 s pause unless loading workers
+    are started again (see :class:`_DataloaderPasses`).
 
     Args:
         fast_resume: Move the sampler (True) or replay the trained batches
@@ -43,6 +83,8 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         super().__init__(runner, dataloader, max_iters, val_begin,
                          val_interval, dynamic_intervals)
         self.fast_resume = fast_resume
+        self.dataloader_iterator = _DataloaderPasses.adopt(
+            self.dataloader_iterator)
 
     def skip_trained(self) -> None:
         """Bring the data loader to the first batch not yet trained."""
@@ -74,8 +116,7 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         # generator, which the resumed random state (RandomStateHook) must
         # keep for training, as in the run that was not interrupted.
         with torch.random.fork_rng(devices=[]):
-            self.dataloader_iterator = _InfiniteDataloaderIterator(
-                self.dataloader)
+            self.dataloader_iterator = _DataloaderPasses(self.dataloader)
         print_log(
             f'Resuming at iteration {self._iter}: the sampler starts at '
             f'sample {samples} of this rank, nothing replayed '

@@ -30,11 +30,11 @@ def test_compiled_teacher_logs_the_eager_runs_losses(tmp_path):
     runs = {}
     for compiled in (False, True):
         work_dir = str(tmp_path / f'compiled_{compiled}')
-        # A process each: torch.compile's caches and settings are the
-        # process's.
+        # The compiled run in a process of its own: torch.compile's
+        # caches and settings are the process's.
         run_tool(['tools/train.py', str(config), '--work-dir', work_dir,
                   '--cfg-options', f'model.teacher_compile={compiled}'],
-                 process=True)
+                 process=compiled)
         runs[compiled] = losses(work_dir)
         log, = glob.glob(osp.join(work_dir, '*', '*.log'))
         with open(log) as f:
