@@ -154,6 +154,9 @@ def run_in_process(args: Sequence[str],
         np.random.set_state(saved['np_rng'])
         random.setstate(saved['rng'])
         gc.collect()  # the run's models
+        # What outlived the run (the packages it imported) out of later
+        # collections, as the conftest does at each module's start.
+        gc.freeze()
     return subprocess.CompletedProcess(args, code, stdout.getvalue(),
                                        stderr.getvalue())
 
