@@ -197,10 +197,9 @@ def _train_child(argv: List[str], writer) -> None:
     import gc
     import runpy
     import warnings
-    # The fork server's imports are left out of the cyclic collector, as
-    # gc.freeze's documentation advises after a fork: each dataset MMEngine
-    # builds runs a full collection over them (a detection run of the
-    # demo: 1.5 s in full collections, 0.1 s frozen).
+    # The fork server's imports are left out of the cyclic collector: each
+    # dataset MMEngine builds runs a full collection over them (a detection
+    # run of the demo: 1.5 s in full collections, 0.1 s frozen).
     gc.freeze()
     for fd in (1, 2):
         os.dup2(writer.fileno(), fd)
