@@ -13,6 +13,11 @@ from torch.utils.data import DataLoader
 from mmdist.registry import LOOPS
 
 
+def _sampler(loader: DataLoader):
+    """The loader's sampler, also behind a batch sampler (mmdet's)."""
+    return getattr(loader.batch_sampler, 'sampler', loader.sampler)
+
+
 class _DataloaderPasses(_InfiniteDataloaderIterator):
     """MMEngine's endless iterator over a data loader with a finite sampler,
     without its 2 s pause at the end of each pass where no loading worker
@@ -42,7 +47,7 @@ class _DataloaderPasses(_InfiniteDataloaderIterator):
         except StopIteration:
             pass
         self._epoch += 1
-        sampler = getattr(loader.batch_sampler, 'sampler', loader.sampler)
+        sampler = _sampler(loader)
         if hasattr(sampler, 'set_epoch'):
             sampler.set_epoch(self._epoch)
         self._iterator = iter(loader)
@@ -89,9 +94,8 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     def skip_trained(self) -> None:
         """Bring the data loader to the first batch not yet trained."""
         # The sampler and batch size, also behind a batch sampler.
-        batches = self.dataloader.batch_sampler
-        sampler = getattr(batches, 'sampler', self.dataloader.sampler)
-        batch_size = getattr(batches, 'batch_size',
+        sampler = _sampler(self.dataloader)
+        batch_size = getattr(self.dataloader.batch_sampler, 'batch_size',
                              None) or self.dataloader.batch_size
         if not (self.fast_resume and hasattr(sampler, 'skip')):
             why = ('fast_resume=False' if not self.fast_resume else
