@@ -10,13 +10,6 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# --cfg-options for a segmentation distillation config run by several CPU
-# processes: mmseg's default SyncBN runs on GPUs only.
-PLAIN_BN = [f'model.{side}.{module}.norm_cfg.type=BN'
-            for side in ('architecture', 'teacher')
-            for module in ('backbone', 'decode_head', 'auxiliary_head')]
-
-
 # Under pytest-xdist the workers share the cores: a thread each.
 THREADS = '1' if os.environ.get('PYTEST_XDIST_WORKER') else '2'
 
@@ -513,3 +506,26 @@ def distill_loss_names(model_cfg: dict) -> set:
         else:
             names.add(f'loss_{name}')
     return names
+
+
+def run_ranks(target, world_size: int, folder: str, *args) -> list:
+    """Run ``target(rank, world_size, init_file, *args)`` in ``world_size``
+    new processes that form a gloo process group (a file store in
+    ``folder``); return what each rank's ``target`` returned, by rank.
+
+    The processes are forks of this one where torch runs one thread here
+    (the suite's workers: no new interpreter's imports), else new
+    interpreters (a fork after multi-threaded OpenMP work hangs), so
+    ``target`` must be importable.
+    """
+    import multiprocessing
+
+    import torch
+    method = 'fork' if torch.get_num_threads() == 1 else 'spawn'
+    context = multiprocessing.get_context(method)
+    init_file = osp.join(folder, 'gloo_store')
+    with context.Pool(world_size) as pool:
+        results = [pool.apply_async(target, (rank, world_size, init_file,
+                                             *args))
+                   for rank in range(world_size)]
+        return [r.get(timeout=300) for r in results]

@@ -5,7 +5,7 @@
 # the backbone, the FPN and the first cascade stage run: that stage
 # classifies the RoIs that the student's sampler chose (512 per image).
 _base_ = [
-    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py', './mmdist_hooks.py'
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py', './roi_distill.py'
 ]
 custom_imports = dict(imports=['mmdist'], allow_failed_imports=False)
 
@@ -14,26 +14,18 @@ teacher_ckpt = (
     'cascade_mask_rcnn_x101_64x4d_fpn_20e_coco/'
     'cascade_mask_rcnn_x101_64x4d_fpn_20e_coco_20200512_161033-bdb5126a.pth')
 
-model = dict(
-    _delete_=True,
-    _scope_='mmrazor',
-    type='mmdist.RoITeacherDistill',
-    architecture=_base_.model,
+model = dict(_delete_=True, architecture=_base_.model,
+             **_base_.roi_distill_model)
+model.update(
     teacher=dict(
         cfg_path='mmdet::cascade_rcnn/'
         'cascade-mask-rcnn_x101-64x4d_fpn_20e_coco.py',
         pretrained=False),
-    teacher_ckpt=teacher_ckpt,
-    teacher_stage=0,
-    student_rois=dict(recorder='rois', data_idx=1),
-    # The 81 logits of each RoI; each config sets the loss.
-    distiller=dict(
-        type='mmdist.LogitDistiller',
-        logits=dict(roi_cls=dict(student='roi_head.bbox_head.fc_cls',
-                                 teacher='roi_head.bbox_head.0.fc_cls')),
-        # (features, rois): the RoIs the student's sampler chose.
-        student_recorders=dict(rois=dict(
-            type='ModuleInputs', source='roi_head.bbox_roi_extractor'))))
+    teacher_ckpt=teacher_ckpt)
+# The 81 logits of each RoI (80 classes and background), the teacher's
+# first cascade stage; each config sets the loss.
+model['distiller']['logits']['roi_cls'].update(
+    teacher='roi_head.bbox_head.0.fc_cls')
 
 default_hooks = _base_.mmdist_default_hooks
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -232,7 +232,11 @@ def cpu_distributed(cfg: Config, launcher: str) -> Iterator[None]:
     MMEngine 0.10.7 calls torch.cuda.set_device in its launcher and gives DDP
     device_ids=[local_rank]; both fail without CUDA. The process group is
     started here, so MMEngine skips its own set-up, and DDP gets
-    device_ids=None, which it needs for a CPU module. On the way out the
+    device_ids=None, which it needs for a CPU module. MMEngine's default
+    wrapper becomes ``mmdist.CPUDistributedDataParallel``, under which
+    SyncBN layers (every mmseg and mmyolo config has them), which torch
+    runs on GPUs only, share their batch statistics over gloo as they do
+    between GPUs (:mod:`mmdist.models.layers.sync_bn`). On the way out the
     ranks wait for each other and the group is destroyed: a rank that tears
     gloo down while another still talks to it, or leaves it to interpreter
     exit, can abort ("terminate called without an active exception").
@@ -249,8 +253,9 @@ def cpu_distributed(cfg: Config, launcher: str) -> Iterator[None]:
     cfg.setdefault('env_cfg', ConfigDict())
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
     cfg.env_cfg.dist_cfg.backend = 'gloo'
-    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
-        type='MMDistributedDataParallel')
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict()
+    if _type_name(wrapper) in ('', 'MMDistributedDataParallel'):
+        wrapper.type = 'mmdist.CPUDistributedDataParallel'
     wrapper.device_ids = None
     cfg.model_wrapper_cfg = wrapper
     yield

@@ -7,12 +7,13 @@ import os.path as osp
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from mmdist.datasets import make_cityscapes
-from tests.utils import (PLAIN_BN, REPO, batches, kill_during,
-                         last_run_losses, losses, run_tool)
+from tests.utils import (REPO, batches, kill_during, last_run_losses, losses,
+                         run_tool)
 
 ITERS = 8
 # A user's config over the demo's DIST config: the R18-D8 student as a
@@ -123,35 +124,81 @@ def test_replay_stays_available(option, message, config, never_killed,
         assert {i: expected[i] for i in after} == after
 
 
+def _two_nodes(config: str, work_dir: str, flags: list, env: dict,
+               port: int, kill_after: int = 0) -> str:
+    """tools/dist_train.sh on two loopback "nodes" of one process each
+    (NNODES=2, NODE_RANK=0/1, MASTER_ADDR=127.0.0.1), as on two machines;
+    with ``kill_after``, both are killed (SIGKILL) where TestPauseHook holds
+    them after that iteration. Returns their output."""
+    from tests.record_batches import PAUSED
+    os.makedirs(osp.dirname(work_dir), exist_ok=True)
+    logs = [str(osp.join(osp.dirname(work_dir), f'node{r}.log'))
+            for r in (0, 1)]
+    procs = []
+    for rank, log in enumerate(logs):
+        node_env = dict(env, NNODES='2', NODE_RANK=str(rank),
+                        MASTER_ADDR='127.0.0.1', PORT=str(port))
+        if kill_after:
+            node_env['TEST_PAUSE_AFTER_ITER'] = str(kill_after)
+        with open(log, 'w') as out:
+            procs.append(subprocess.Popen(
+                ['bash', 'tools/dist_train.sh', config, '1', '--work-dir',
+                 work_dir, *flags], cwd=REPO, env=node_env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        if kill_after:
+            deadline = time.time() + 600
+            while not osp.exists(osp.join(work_dir, PAUSED)):
+                assert all(p.poll() is None for p in procs), \
+                    'a node ended before the kill'
+                assert time.time() < deadline, 'the nodes did not get there'
+                time.sleep(0.2)
+            time.sleep(1)  # the other node reaches the pause too
+            for proc in procs:
+                os.killpg(proc.pid, signal.SIGKILL)
+        codes = [proc.wait(timeout=900) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    text = ''.join(open(log).read() for log in logs)
+    expected = [-signal.SIGKILL] * 2 if kill_after else [0, 0]
+    assert codes == expected, text[-6000:]
+    return text
+
+
 def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
-    """2 CPU processes (gloo, tools/dist_train.sh): each rank's shard of
-    the stream, and after --resume at iteration 4 each rank gets the images
-    and the run logs the losses of the uninterrupted run."""
+    """The segmentation config as written (SyncBN in student and teacher)
+    on 2 CPU processes (gloo, tools/dist_train.sh): each rank's shard of the
+    stream. Then the same on two loopback "nodes", killed after iteration 6
+    and resumed: each rank gets the images, and the run logs the losses, of
+    the run that was never killed."""
     env = dict(os.environ, PYTHON=sys.executable, PORT='29631',
                OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore', **ENV)
-
-    def dist_train(work_dir, *flags):
-        proc = subprocess.run(
-            ['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
-             work_dir, *flags, *workers(2), *PLAIN_BN], cwd=REPO, env=env,
-            capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-6000:]
-        return proc.stdout + proc.stderr
-
     whole = str(tmp_path / 'whole')
-    dist_train(whole)
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', whole,
+         *workers(2)], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=900)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    assert 'SyncBN layers run on CPU, their batch statistics shared' in \
+        proc.stdout + proc.stderr
     seen = batches(whole)
     assert sorted(seen) == [(i, r) for i in range(ITERS) for r in (0, 1)]
     # The ranks take alternate samples of one shuffled stream.
     assert seen[(0, 0)] != seen[(0, 1)]
-    resumed = str(tmp_path / 'resumed')
-    log = dist_train(resumed, '--resume', osp.join(whole, 'iter_4.pth'))
+
+    killed = str(tmp_path / 'nodes' / 'killed')
+    _two_nodes(config, killed, workers(2), env, 29632, kill_after=6)
+    assert not osp.exists(osp.join(killed, f'iter_{ITERS}.pth'))
+    log = _two_nodes(config, killed, ['--resume', *workers(2)], env, 29633)
     # (Logged by rank 0; the batches show both ranks.)
     assert 'the sampler starts at sample 8 of this rank' in log
-    assert batches(resumed) == {k: v for k, v in seen.items() if k[0] >= 4}
+    assert batches(killed) == seen
     expected = losses(whole)
-    assert last_run_losses(resumed) == {i: expected[i]
-                                        for i in range(5, ITERS + 1)}
+    assert last_run_losses(killed) == {i: expected[i]
+                                       for i in range(5, ITERS + 1)}
 
 
 @pytest.mark.parametrize('mode', ['fast', 'replay'])

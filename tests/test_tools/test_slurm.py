@@ -10,7 +10,7 @@ import pytest
 
 from mmdist.datasets import make_cityscapes
 from tests.test_tools.test_fast_resume import CONFIG
-from tests.utils import PLAIN_BN, REPO, batches, read_test_metrics
+from tests.utils import REPO, batches, read_test_metrics
 
 SRUN = r'''#!/usr/bin/env bash
 # Stand-in for slurm's srun: writes its arguments to $SRUN_LOG, then runs
@@ -67,7 +67,7 @@ def test_slurm_scripts_train_and_test_two_ranks(slurm, tmp_path):
     work_dir = str(tmp_path / 'work_dir')
     proc = subprocess.run(
         ['bash', 'tools/slurm_train.sh', 'debug', 'dist_toy', str(config),
-         work_dir, '--cfg-options', *PLAIN_BN,
+         work_dir, '--cfg-options',
          'default_hooks.checkpoint.interval=2'],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
@@ -92,7 +92,7 @@ def test_slurm_scripts_train_and_test_two_ranks(slurm, tmp_path):
     test_dir = str(tmp_path / 'test_dir')
     proc = subprocess.run(
         ['bash', 'tools/slurm_test.sh', 'debug', 'test_toy', str(config),
-         checkpoint, '--work-dir', test_dir, '--cfg-options', *PLAIN_BN],
+         checkpoint, '--work-dir', test_dir],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
     with open(log) as f:

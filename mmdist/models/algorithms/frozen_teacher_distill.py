@@ -195,6 +195,7 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         self.teacher_infos: List[TeacherInfo] = [
             info for _, info in specs.values()]
         self._check_distilled_teachers()
+        self._check_roi_classifiers()
         for info in self.teacher_infos:
             self._load_teacher(info, teacher_fold_bn)
         self.allow_teacher_change = allow_teacher_change
@@ -247,6 +248,30 @@ class FrozenTeacherDistill(SingleTeacherDistill):
                 f'the distiller names teachers {sorted(named)} and the model '
                 f'has {sorted(ours)}: every teacher must be distilled from '
                 '(its forward would be wasted) and named as in teachers')
+
+    def _check_roi_classifiers(self) -> None:
+        """Refuse a two-stage detector's RoI classifier where the teacher
+        runs a forward of its own: it would classify its own proposals, not
+        the student's RoIs, and no two rows would be the same box."""
+        if self.teacher_runs_after_student or not getattr(
+                self.student, 'with_roi_head', False):
+            return
+        for name, spec in (getattr(self.distiller, 'logits', None)
+                           or {}).items():
+            module = spec.get('student', '')
+            if not module.startswith('roi_head.'):
+                continue
+            raise ValueError(
+                f"logits.{name}: the student's {module!r} classifies the "
+                f'RoIs of a two-stage detector ({type(self.student).__name__})'
+                f', and {type(self).__name__} runs the teacher on its own '
+                'proposals, so no two rows would be the same box. Use '
+                "type='mmdist.RoITeacherDistill', whose teacher classifies "
+                "the student's sampled RoIs: inherit "
+                "'mmdist::_base_/roi_distill.py' beside the student's config "
+                "(model = dict(_delete_=True, architecture=_base_.model, "
+                '**_base_.roi_distill_model)) and set the teacher; '
+                "docs/configs.md, 'A two-stage student'")
 
     def _load_teacher(self, info: TeacherInfo, fold_bn: bool) -> None:
         """Load, hash, freeze and fold one teacher."""

@@ -23,6 +23,25 @@ _RESIZE_HINT = (
     "to='teacher') to upsample the student's logits to the teacher's grid")
 
 
+_ROWS_HINT = (
+    'the logits are rows of {rows} and {other} samples: each row must be the '
+    "same sample on both sides. An RoI head's classifier classifies each "
+    "model's own proposals; use type='mmdist.RoITeacherDistill', whose "
+    "teacher classifies the student's RoIs (docs/configs.md, 'A two-stage "
+    "student')")
+
+
+def _shape_hint(name: str, student: Tensor, teacher: Tensor) -> str:
+    """What to do about logits of two shapes: resize dense logits of the
+    same batch and classes; rows that differ in number are other samples,
+    which no resizing pairs."""
+    if student.dim() == teacher.dim() == 2 and \
+            student.shape[0] != teacher.shape[0]:
+        return _ROWS_HINT.format(rows=student.shape[0],
+                                 other=teacher.shape[0])
+    return _RESIZE_HINT.format(name=name)
+
+
 def _check_resize(name: str, resize: dict) -> None:
     """A ValueError naming what is wrong with an entry's ``resize``."""
     unknown = sorted(set(resize) - set(_RESIZE_DEFAULTS))
@@ -327,7 +346,7 @@ class LogitDistiller(ConfigurableDistiller):
                     f'logits.{name}, level {level}: {s_name} gave '
                     f'{tuple(s.shape)} and {t_name} {tuple(t.shape)}: the '
                     'logits must have the same shape (classes, anchors, '
-                    'resolution); ' + _RESIZE_HINT.format(name=name))
+                    'resolution); ' + _shape_hint(name, s, t))
             pairs.append((s, t))
         return pairs
 

@@ -185,3 +185,36 @@ def test_teacher_method_recorders_are_refused():
                    'extract_feat')))
     with pytest.raises(ValueError, match="'feats' is a MethodOutputs"):
         build(cfg)
+
+
+def test_the_generic_algorithm_refuses_an_roi_classifier_at_build():
+    """docs/configs.md's generic recipe with a two-stage student: the
+    teacher would classify its own proposals; the message names the
+    algorithm and the base config that pair the RoIs."""
+    cfg = Config(dict(
+        type='mmdist.FrozenTeacherDistill',
+        architecture=detector(STUDENT),
+        teacher=detector(TEACHERS['one_stage'][0]),
+        distiller=dict(
+            type='mmdist.LogitDistiller',
+            logits=dict(cls=dict(
+                student='roi_head.bbox_head.fc_cls',
+                teacher='roi_head.bbox_head.fc_cls',
+                loss=dict(type='mmdist.DISTLoss', activation='softmax'))))))
+    with pytest.raises(ValueError, match=r"logits\.cls: the student's "
+                       r"'roi_head\.bbox_head\.fc_cls' classifies the RoIs "
+                       r"of a two-stage detector \(FasterRCNN\).*"
+                       r"type='mmdist\.RoITeacherDistill'.*"
+                       r"'mmdist::_base_/roi_distill\.py'"):
+        build(cfg)
+
+
+def test_rows_of_other_samples_are_not_told_to_resize():
+    from mmdist.models.distillers.logit_distiller import _shape_hint
+    rows = _shape_hint('cls', torch.zeros(1024, 81), torch.zeros(2000, 81))
+    assert 'resize' not in rows
+    assert 'rows of 1024 and 2000 samples' in rows
+    assert 'mmdist.RoITeacherDistill' in rows
+    dense = _shape_hint('decode', torch.zeros(2, 19, 8, 16),
+                        torch.zeros(2, 19, 16, 32))
+    assert "logits.decode.resize=dict(to='teacher')" in dense
