@@ -1,8 +1,8 @@
 """mmdist's registry nodes.
 
 ``MODELS``, ``HOOKS``, ``OPTIMIZERS``, ``TASK_UTILS`` (recorders),
-``DATASETS``, ``DATA_SAMPLERS``, ``LOOPS`` and ``MODEL_WRAPPERS`` are children of MMEngine's
-root registries with the scope ``mmdist``, so
+``DATASETS``, ``DATA_SAMPLERS``, ``LOOPS`` and ``MODEL_WRAPPERS`` are
+children of MMEngine's root registries with the scope ``mmdist``, so
 ``type='mmdist.DISTLoss'``, ``type='mmdist.TeacherEvalHook'`` or
 ``type='mmdist.RMSpropTF'`` resolves from any OpenMMLab scope (mmrazor,
 mmdet, mmseg, mmpretrain) without clashing with MMRazor's own
