@@ -4,15 +4,20 @@ PY := $(VENV)/bin/python
 
 .PHONY: install demo test bench
 
+# DEPLOY=1 adds the deploy extra (mmdeploy, onnx, onnxruntime).
+DEPLOY ?= 0
+
 install:
-	VENV=$(VENV) bash scripts/install.sh
+	VENV=$(VENV) DEPLOY=$(DEPLOY) bash scripts/install.sh
 
 demo: install
 	$(PY) tools/demo.py
 
-# In parallel over the cores, a test module to a worker (its fixtures are
-# shared within it); the slowest tests are listed at the end.
-test: install
+# The deploy extra too: the suite exports students to ONNX. In parallel
+# over the cores, a test module to a worker (its fixtures are shared within
+# it); the slowest tests are listed at the end.
+test:
+	VENV=$(VENV) DEPLOY=1 bash scripts/install.sh
 	$(PY) -m pytest tests -n auto --dist loadscope --durations=30
 
 bench: install

@@ -21,6 +21,13 @@ to their path parsing, which wants ``<dir>/<file>``) and finds mmdist's
 folder for an editable install too. This has to happen at start-up:
 MMEngine resolves ``_base_`` before it imports a config's
 ``custom_imports``. Nothing in site-packages is edited.
+
+A third finder answers for ``mmyolo`` alone: mmyolo 0.6.0 asserts
+``mmcv < 2.1.0`` when imported, which mmdet 3.3's mmcv 2.1 fails. Where
+that assertion is what fails, mmyolo's ``__init__`` runs again with mmcv's
+version in mmyolo's range, and mmcv's own is restored at once
+(:mod:`mmdist.compat`, fix 7). It has to be in place at start-up too:
+mmyolo's own tools import mmyolo before anything imports mmdist.
 """
 import os
 import sys
@@ -178,14 +185,72 @@ class MMEngineHookFinder:
         return None
 
 
+# mmyolo 0.6.0's __init__ asserts mmcv >= 2.0.0rc4, < 2.1.0, and mmdet 3.3
+# needs mmcv 2.1: where that assertion is what stops ``import mmyolo``, its
+# __init__ runs once more, seeing this release in its range as mmcv's
+# version; mmcv's own is back as soon as it has run.
+_MMYOLO = 'mmyolo'
+_MMCV_IN_MMYOLO_RANGE = '2.0.1'
+
+
+class _MMYoloLoader(_PatchingLoader):
+    """Runs mmyolo's __init__; again, with mmcv's version in its range,
+    only if the version assertion of mmcv is what failed."""
+
+    def exec_module(self, module) -> None:
+        try:
+            self._loader.exec_module(module)
+            return
+        except AssertionError as error:
+            mmcv = sys.modules.get('mmcv')
+            if mmcv is None or not str(error).startswith(
+                    f'MMCV=={mmcv.__version__} is used but incompatible'):
+                raise
+        real, mmcv.__version__ = mmcv.__version__, _MMCV_IN_MMYOLO_RANGE
+        try:
+            self._loader.exec_module(module)
+        finally:
+            mmcv.__version__ = real
+
+
+class MMYoloFinder:
+    """Before Python's finders: answers for ``mmyolo`` alone, with the spec
+    the finders after it find and :class:`_MMYoloLoader` around its
+    loader."""
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname != _MMYOLO:
+            return None
+        for finder in sys.meta_path:
+            if finder is cls or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _MMYoloLoader(spec.loader, None)
+                return spec
+        return None
+
+
+def install_mmyolo_finder() -> bool:
+    """Put :class:`MMYoloFinder` first in ``sys.meta_path`` once; True if
+    it was added now."""
+    if MMYoloFinder in sys.meta_path:
+        return False
+    sys.meta_path.insert(0, MMYoloFinder)
+    return True
+
+
 def install() -> bool:
-    """Put both finders in place once (the stand-in last, the MMEngine
-    hook first), patching the MMEngine modules already imported; True if
-    they were added now."""
+    """Put the finders in place once (the stand-in last, the MMEngine and
+    mmyolo hooks first), patching the MMEngine modules already imported;
+    True if they were added now."""
     if any(finder is StandInFinder for finder in sys.meta_path):
         return False
     sys.meta_path.append(StandInFinder)
     sys.meta_path.insert(0, MMEngineHookFinder)
+    install_mmyolo_finder()
     for name, patch in _AFTER_IMPORT.items():
         if name in sys.modules:
             patch(sys.modules[name])

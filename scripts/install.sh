@@ -20,6 +20,9 @@
 #                      either mode.
 #   WHEELS=dir         offline: install from a folder made by
 #                      scripts/gpu_wheels.sh, nothing from the net.
+#   DEPLOY=1           also the deploy extra (mmdeploy, onnx, onnxruntime:
+#                      tools/deploy.py, tools/test.py --onnx); make test
+#                      sets it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,9 +37,13 @@ case "$MMDIST_MMCV" in
 esac
 MMCV_VERSION=2.1.0
 WHEELS=${WHEELS:-}
+DEPLOY=${DEPLOY:-0}
+# The extras: the tests' and mmyolo's always, mmdeploy's with DEPLOY=1.
+EXTRAS=tests,yolo
+[ "$DEPLOY" = 1 ] && EXTRAS=$EXTRAS,deploy
 STAMP="$VENV/.mmdist-install"
 FINGERPRINT=$( (cat pyproject.toml setup.py scripts/install.sh _mmdist_mmcv_ext.py 2>/dev/null;
-                echo "$MMDIST_MMCV ${MMDIST_CUDA_OPS:-}") | sha1sum | cut -d' ' -f1)
+                echo "$MMDIST_MMCV ${MMDIST_CUDA_OPS:-} $EXTRAS") | sha1sum | cut -d' ' -f1)
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "[install] creating virtual environment $VENV"
@@ -66,8 +73,10 @@ sys.exit(spec is None or spec.origin == "mmdist")'
 MMCV_HAS_CUDA='import sys; from mmcv.ops import get_compiling_cuda_version as v
 sys.exit(v() == "not available")'
 MMCV_OK="import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')"
-READY="import pkg_resources, mmdist, mmcv.ops, mmdet, mmseg, mmrazor, mmpretrain
+READY="import pkg_resources, mmdist, mmcv.ops, mmdet, mmseg, mmrazor, mmpretrain, mmyolo
 $TORCH_VISION_WORKS"
+[ "$DEPLOY" = 1 ] && READY="$READY
+import mmdeploy.apis, onnxruntime"
 
 # Full mode: mmcv's CUDA kernels are built where torch has CUDA, nvcc is
 # found and there is an architecture to build for (a GPU or the user's list).
@@ -187,7 +196,7 @@ if [ -n "$WHEELS" ]; then
     pip_install --no-deps "$WHEELS"/*.whl
     pip_install --no-build-isolation --no-deps -e .
 else
-    pip_install --no-build-isolation -e ".[tests]" "${MMCV_LITE[@]}" "$SETUPTOOLS"
+    pip_install --no-build-isolation -e ".[$EXTRAS]" "${MMCV_LITE[@]}" "$SETUPTOOLS"
 fi
 check "$MMCV_OK" || { "$PY" -c "import mmcv.ops"; echo "[install] mmcv.ops failed to import" >&2; exit 1; }
 "$PY" -c "$READY"

@@ -1,0 +1,44 @@
+"""mmyolo 0.6.0 imports beside mmcv 2.1: its version check, run with mmcv's
+version in its range by the start-up hook (``_mmdist_mmcv_ext``)."""
+from tests.test_compat.utils import run_python
+
+
+def test_without_the_hook_import_mmyolo_stops_on_mmcvs_version():
+    stock = run_python("""
+        import sys
+        import _mmdist_mmcv_ext as hook
+        sys.meta_path.remove(hook.MMYoloFinder)
+        import mmyolo
+    """)
+    assert stock.returncode != 0
+    assert ('AssertionError: MMCV==2.1.0 is used but incompatible. Please '
+            'install mmcv>=2.0.0rc4, <2.1.0.') in stock.stderr
+
+
+def test_with_it_mmyolo_imports_and_mmcv_keeps_its_version():
+    # A process that never imports mmdist, as mmyolo's own tools run.
+    fixed = run_python("""
+        import sys
+        import mmyolo
+        import mmcv
+        from mmyolo.registry import MODELS
+        from mmyolo.utils import register_all_modules
+        register_all_modules()
+        assert 'mmdist' not in sys.modules
+        print(mmyolo.__version__, mmcv.__version__,
+              MODELS.get('YOLODetector').__name__)
+    """)
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout.split() == ['0.6.0', '2.1.0', 'YOLODetector']
+
+
+def test_other_assertions_of_mmyolo_are_left_alone():
+    # mmyolo's MMEngine check fails as it would: only mmcv's is answered.
+    proc = run_python("""
+        import mmengine
+        mmengine.__version__ = '1.0.0'
+        import mmyolo
+    """)
+    assert proc.returncode != 0
+    assert 'AssertionError: MMEngine==1.0.0 is used but incompatible' in \
+        proc.stderr
