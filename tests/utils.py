@@ -24,8 +24,8 @@ def tool_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 # The scripts that run_tool runs in this process (see run_in_process).
 # (tools/demo.py trains each run in a process of its own, as always.)
 IN_PROCESS = ('tools/train.py', 'tools/test.py', 'tools/convert_student.py',
-              'tools/check_ops.py', 'tools/demo.py', '.mim/tools/train.py',
-              '.mim/tools/test.py')
+              'tools/check_ops.py', 'tools/demo.py', 'tools/deploy.py',
+              '.mim/tools/train.py', '.mim/tools/test.py')
 
 
 def run_tool(args: Sequence[str], check: bool = True, timeout: int = 900,

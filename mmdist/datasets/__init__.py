@@ -3,11 +3,11 @@ from .resumable import (PositionSeededDataset, ResumableInfiniteSampler,
                         seeded)
 from .synthetic import (CITYSCAPES_SHAPES, COCO_SHAPES, IMAGENET_WNIDS,
                         SHAPE_CLASSES, make_cityscapes, make_coco,
-                        make_imagenet)
+                        make_imagenet, synthetic_image)
 
 __all__ = [
     'CITYSCAPES_SHAPES', 'COCO_SHAPES', 'IMAGENET_WNIDS', 'SHAPE_CLASSES',
     'PositionSeededDataset', 'ResumableInfiniteSampler',
     'SeededDefaultSampler', 'SeededIndex', 'make_cityscapes', 'make_coco',
-    'make_imagenet', 'sample_seed', 'seeded'
+    'make_imagenet', 'sample_seed', 'seeded', 'synthetic_image'
 ]

@@ -119,6 +119,16 @@ def _draw_shapes(rng: np.random.RandomState,
     return shapes
 
 
+def synthetic_image(height: int, width: int, seed: int = 0,
+                    max_shapes: int = 3) -> np.ndarray:
+    """One image (BGR, uint8) as the data sets here draw them: 1 to
+    ``max_shapes`` coloured shapes on a textured background."""
+    rng = np.random.RandomState(seed)
+    image = _background(rng, height, width)
+    _draw_shapes(rng, image, list(COCO_SHAPES), rng.randint(1, max_shapes + 1))
+    return image
+
+
 def make_coco(root: str,
               num_train: int = 8,
               num_val: int = 4,

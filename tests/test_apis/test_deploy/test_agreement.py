@@ -1,0 +1,97 @@
+"""The agreement measures of tools/deploy.py against references written out
+(torchvision's box IoU, a brute-force best match, counted pixels)."""
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData, PixelData
+from mmpretrain.structures import DataSample
+from mmseg.structures import SegDataSample
+from torchvision.ops import box_iou
+
+from mmdist.apis.deploy.agreement import (_iou, clip_to_image,
+                                          compare_classification,
+                                          compare_detections,
+                                          compare_segmentation, failures)
+
+
+def detections(boxes, scores, labels, shape=(100, 200)):
+    sample = DetDataSample(metainfo=dict(ori_shape=shape))
+    sample.pred_instances = InstanceData(
+        bboxes=torch.tensor(boxes, dtype=torch.float32),
+        scores=torch.tensor(scores), labels=torch.tensor(labels))
+    return sample
+
+
+def test_iou_is_torchvisions():
+    g = torch.Generator().manual_seed(0)
+    corners = torch.rand(7, 2, generator=g) * 50
+    a = torch.cat([corners, corners + torch.rand(7, 2, generator=g) * 30], 1)
+    corners = torch.rand(5, 2, generator=g) * 50
+    b = torch.cat([corners, corners + torch.rand(5, 2, generator=g) * 30], 1)
+    torch.testing.assert_close(_iou(a.double(), b.double()),
+                               box_iou(a.double(), b.double()))
+
+
+def test_boxes_match_within_their_class_by_iou():
+    ours = [detections([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60]],
+                       [0.9, 0.8, 0.7], [1, 2, 1])]
+    # The second box shifted by a pixel; the third of another class.
+    theirs = [detections([[0, 0, 10, 10], [21, 20, 41, 40], [50, 50, 60, 60]],
+                         [0.9, 0.8005, 0.7], [1, 2, 0])]
+    got = compare_detections(ours, theirs)
+    shifted = box_iou(torch.tensor([[20., 20, 40, 40]]),
+                      torch.tensor([[21., 20, 41, 40]])).item()
+    assert got['boxes_pytorch'] == got['boxes_onnx'] == 3
+    assert got['matched'] == pytest.approx(2 / 3)
+    assert got['min_iou'] == pytest.approx(shifted)
+    assert got['max_score_diff'] == pytest.approx(0.0005, abs=1e-6)
+    assert got['max_box_diff_px'] == pytest.approx(1.0)
+    assert failures('detection', got) == [
+        'matched = 0.666667 (expected >= 0.98)',
+        f'min_iou = {shifted:.6g} (expected >= 0.99)']
+
+
+def test_matching_is_shared_both_ways():
+    # One PyTorch box, two exported ones: half of theirs unmatched.
+    ours = [detections([[0, 0, 10, 10]], [0.9], [0])]
+    theirs = [detections([[0, 0, 10, 10], [30, 30, 50, 50]], [0.9, 0.5],
+                         [0, 0])]
+    assert compare_detections(ours, theirs)['matched'] == 0.5
+
+
+def test_no_boxes_is_no_check():
+    nothing = [detections(torch.zeros(0, 4).tolist(), [], [])]
+    got = compare_detections(nothing, nothing)
+    assert got['boxes_pytorch'] == 0
+    assert 'no boxes to compare' in failures('detection', got)[0]
+
+
+def test_exported_boxes_are_clipped_to_the_image():
+    sample = detections([[-5, 3, 210, 120]], [0.9], [0], shape=(100, 200))
+    clip_to_image(sample)
+    assert sample.pred_instances.bboxes.tolist() == [[0, 3, 200, 100]]
+
+
+def test_pixels_are_counted_over_every_image():
+    def label_map(values):
+        sample = SegDataSample()
+        sample.pred_sem_seg = PixelData(data=torch.tensor([values]))
+        return sample
+    ours = [label_map([[1, 2], [3, 4]]), label_map([[0, 0], [0, 0]])]
+    theirs = [label_map([[1, 2], [3, 0]]), label_map([[0, 0], [0, 0]])]
+    got = compare_segmentation(ours, theirs)
+    assert got == dict(pixels=7 / 8, pixel_count=8)
+    assert failures('segmentation', got) == [
+        'pixels = 0.875 (expected >= 0.999)']
+
+
+def test_top1_top5_and_the_largest_probability_difference():
+    def scores(values):
+        return DataSample().set_pred_score(torch.tensor(values))
+    a = [0.40, 0.20, 0.15, 0.10, 0.08, 0.07]
+    b = [0.20, 0.40, 0.15, 0.10, 0.08, 0.07]  # top-1 swapped, same top-5
+    c = [0.40, 0.20, 0.15, 0.10, 0.01, 0.14]  # top-5 differs
+    got = compare_classification([scores(a), scores(a)],
+                                 [scores(b), scores(c)])
+    assert got['top1'] == 0.5 and got['top5'] == 0.5 and got['images'] == 2
+    assert got['max_prob_diff'] == pytest.approx(0.2)
