@@ -119,3 +119,32 @@ def measure(student: Student, torch_model: nn.Module, backend: nn.Module,
             init_default_scope(student.student_cfg.get('default_scope'))
     return dict(rows=rows, input_size=list(shape), threads=used,
                 repeat=repeat, cpu=cpu_name())
+
+
+def checkpoint_latency(config: str, checkpoint: str, options: dict,
+                       repeat: int = 50) -> dict:
+    """The PyTorch latency of the model that ``checkpoint`` holds (the
+    student of a distillation checkpoint) on the first image of
+    ``config``'s test data: median milliseconds of ``test_step``.
+
+    Args:
+        config: The config the checkpoint was trained with.
+        checkpoint: Its checkpoint.
+        options: Keys of ``config`` to override (its data root, say).
+        repeat: Runs the median is taken of.
+    """
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DATASETS
+
+    from .student import student_config, student_weights
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    cfg = student_config(cfg)
+    model = build_model(cfg.model, cfg.get('default_scope'))
+    model.load_state_dict(student_weights(model, checkpoint), strict=False)
+    data = pseudo_collate([DATASETS.build(cfg.test_dataloader.dataset)[0]])
+    shape = model.data_preprocessor(copy.deepcopy(data))['inputs'].shape
+    return dict(ms=time_test_step(model, data, repeat),
+                input_size=list(shape[-2:]), threads=torch.get_num_threads(),
+                repeat=repeat)
