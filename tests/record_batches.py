@@ -1,7 +1,8 @@
 """Hooks for the resume tests, imported by their configs (custom_imports).
 
 ``TestRecordBatchesHook`` appends which images each training iteration got
-(one JSON line per iteration and rank) to ``<work_dir>/batches.jsonl``.
+(one JSON line per iteration and rank) to ``<work_dir>/batches.jsonl``: their
+file names, or for mmyolo's collated batches a hash of the batch.
 ``TestPauseHook`` holds a run at a set point until the test kills it, so
 that the kill lands there however fast the machine is."""
 import json
@@ -23,8 +24,15 @@ class RecordBatchesHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        images = [osp.basename(sample.img_path)
-                  for sample in data_batch['data_samples']]
+        samples = data_batch['data_samples']
+        if isinstance(samples, dict):
+            # mmyolo's yolov5_collate keeps no paths: the batch's pixels,
+            # after its augmentations, stand for it.
+            import hashlib
+            inputs = data_batch['inputs']
+            images = [hashlib.sha1(inputs.numpy().tobytes()).hexdigest()]
+        else:
+            images = [osp.basename(sample.img_path) for sample in samples]
         with open(osp.join(runner.work_dir, 'batches.jsonl'), 'a') as f:
             f.write(json.dumps(dict(iter=runner.iter, rank=get_rank(),
                                     images=images)) + '\n')

@@ -314,8 +314,12 @@ def make_resumable(cfg: Config) -> None:
     A sampler of another type is left alone (and an iteration-based run
     then replays on resume). MMEngine's ``CheckpointHook`` becomes
     ``mmdist.AtomicCheckpointHook``, so that a run killed while it saves
-    still has a checkpoint to resume from. ``resume_mode='replay'``
-    changes nothing: MMEngine's own behaviour.
+    still has a checkpoint to resume from. An epoch-based run also gets
+    ``mmdist.MixCacheReplayHook``: on resume, the image caches of mix
+    transforms (RTMDet's Mosaic and MixUp) are refilled as the
+    uninterrupted run filled them (``mix_cache_history='window'`` or
+    ``'full'``, see :mod:`mmdist.datasets.mix_cache`).
+    ``resume_mode='replay'`` changes nothing: MMEngine's own behaviour.
 
     Raises:
         ValueError: Another ``resume_mode``.
@@ -345,6 +349,11 @@ def make_resumable(cfg: Config) -> None:
         sampler.pop('_scope_', None)
         loader.dataset = ConfigDict(type='mmdist.PositionSeededDataset',
                                     dataset=loader.dataset)
+        if seeded == SEEDED_SAMPLERS['DefaultSampler']:
+            # Epoch-based: mix transforms' image caches refilled on resume.
+            cfg.custom_hooks = [*(cfg.get('custom_hooks') or []), ConfigDict(
+                type='mmdist.MixCacheReplayHook',
+                history=cfg.get('mix_cache_history', 'window'))]
 
 
 def build_runner(cfg: Config) -> Runner:

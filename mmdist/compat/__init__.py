@@ -1,5 +1,5 @@
 """Make MMRazor 1.0, MMEngine 0.10, mmdeploy 1.3 and mmyolo 0.6 work on
-current PyTorch and mmcv.
+current PyTorch, mmcv and albumentations.
 
 Everything that mmdist changes in its dependencies lives here, one module
 per dependency. :func:`apply` wires the fixes in once, when ``mmdist`` is
@@ -39,7 +39,10 @@ place before anything imports mmyolo.
    saves a checkpoint (about a second each for a distillation config, which
    holds two or more models): the formatting is remembered by its input
    text, so a run formats its config once. And ``default_hooks.<name>=None``
-   removes any default hook, not only MMEngine's six (:mod:`.mmengine`).
+   removes any default hook, not only MMEngine's six; a dataloader's
+   ``collate_fn`` inherited from another package's config (mmyolo's
+   ``yolov5_collate``, given ``_scope_='mmyolo'`` by MMEngine) no longer
+   gets ``_scope_`` as an argument (:mod:`.mmengine`).
 5. MMRazor's algorithms turn ``inplace`` off in the student and the
    teacher (``module_inplace=False`` and ``teacher_module_inplace=False``,
    their defaults), so that a recorder on a module records what the module
@@ -58,16 +61,23 @@ place before anything imports mmyolo.
    mmdist, are covered) runs mmyolo's ``__init__`` with the mmcv version
    it checks in its range, where mmcv is 2.1 and mmdet accepts it; nothing
    else of mmyolo changes.
+8. albumentations 2 draws from generators of its own, seeded from the OS,
+   where albumentations 1 drew from numpy's and Python's: mmdet's ``Albu``
+   (YOLOv5's and YOLOv8's pipelines) augmented differently in two runs of
+   one seed, and differently after an exact resume. Its pipeline is seeded
+   from numpy's generator before each image (:mod:`.albumentations`).
 """
 from typing import Dict
 
 import _mmdist_mmcv_ext
 
+from .albumentations import seed_albu_from_numpy
 from .mmcv_ops import MMCVOpRouter, devices_to_route, route_mmcv_ops
 from .mmdeploy import (NEWEST_TESTED_TORCH, check_torchscript_exporter,
                        mmdeploy_export, torchscript_exporter_available)
 from .mmengine import (allow_mmengine_checkpoints,
                        allow_removing_any_default_hook,
+                       allow_scoped_collate_fn,
                        history_buffer_getattr, memoize_config_formatting,
                        mmengine_checkpoint_globals)
 from .mmrazor import (_BACKENDS, _FUSER_ALIASES, LazyBackendConfigs,
@@ -79,12 +89,13 @@ from .mmrazor import (_BACKENDS, _FUSER_ALIASES, LazyBackendConfigs,
 __all__ = [
     'MMCVOpRouter', 'NEWEST_TESTED_TORCH', 'LazyBackendConfigs',
     'alias_renamed_fuser_helpers', 'allow_mmengine_checkpoints',
-    'allow_removing_any_default_hook', 'apply',
+    'allow_removing_any_default_hook', 'allow_scoped_collate_fn', 'apply',
     'backend_configs_build_at_import', 'check_torchscript_exporter',
     'defer_backend_configs', 'devices_to_route', 'history_buffer_getattr',
     'import_backend_config_utils', 'inplace_walk_is_a_no_op',
     'memoize_config_formatting', 'mmdeploy_export',
     'mmengine_checkpoint_globals', 'restore_inplace_guard', 'route_mmcv_ops',
+    'seed_albu_from_numpy',
     'torchscript_exporter_available', '_BACKENDS', '_FUSER_ALIASES'
 ]
 
@@ -103,6 +114,8 @@ def apply() -> Dict[str, object]:
         routed_mmcv_ops=route_mmcv_ops(),
         default_hooks_none=allow_removing_any_default_hook(),
         memoized_config_formatting=memoize_config_formatting(),
+        scoped_collate_fn=allow_scoped_collate_fn(),
         inplace_guard=restore_inplace_guard(),
         mmyolo_version_check=_mmdist_mmcv_ext.install_mmyolo_finder(),
+        albu_seeded=seed_albu_from_numpy(),
     )

@@ -109,3 +109,45 @@ def memoize_config_formatting(size: int = 8) -> bool:
     memoized._mmdist_memoized = True
     config_module.FormatCode = memoized
     return True
+
+
+def _collate_scope(dataloader: object) -> tuple:
+    """(``dataloader`` without its ``collate_fn``'s ``_scope_``, that
+    scope or None)."""
+    if not isinstance(dataloader, dict):
+        return dataloader, None
+    collate = dataloader.get('collate_fn')
+    if not isinstance(collate, dict) or '_scope_' not in collate:
+        return dataloader, None
+    collate = dict(collate)
+    scope = collate.pop('_scope_')
+    return dict(dataloader, collate_fn=collate), scope
+
+
+def allow_scoped_collate_fn() -> bool:
+    """Let a dataloader's ``collate_fn`` carry the ``_scope_`` that MMEngine
+    gives every typed dict of a config inherited from another package
+    (``_base_ = 'mmyolo::...'``: ``collate_fn=dict(type='yolov5_collate',
+    _scope_='mmyolo')``). MMEngine 0.10's ``Runner.build_dataloader`` passes
+    every key but ``type`` to the function, which fails ("yolov5_collate()
+    got an unexpected keyword argument '_scope_'"); it is taken out and the
+    function found in that scope, as ``_scope_`` means for what registries
+    build. Returns whether the Runner was patched (once)."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+    build = Runner.__dict__['build_dataloader'].__func__
+    if getattr(build, '_mmdist_scoped', False):
+        return False
+
+    def build_dataloader(dataloader, *args, **kwargs):
+        dataloader, scope = _collate_scope(dataloader)
+        if scope is None:
+            return build(dataloader, *args, **kwargs)
+        with DefaultScope.overwrite_default_scope(scope):
+            return build(dataloader, *args, **kwargs)
+
+    build_dataloader._mmdist_scoped = True
+    build_dataloader.stock = build
+    build_dataloader.__doc__ = build.__doc__
+    Runner.build_dataloader = staticmethod(build_dataloader)
+    return True

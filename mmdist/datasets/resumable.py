@@ -14,9 +14,10 @@ is then a pure function of the seed and its position (not of its index
 alone: then each epoch would draw the same augmentation), whatever the
 worker count and whatever came before. Transforms that draw other samples
 through these generators (mmdet's Mosaic and MixUp pick them with
-``random``) are covered; a transform that keeps state between samples
-(mmdet's CachedMosaic and CachedMixUp keep a cache of recent images) is
-not.
+``random``) are covered. Transforms that keep a cache of recent images
+(mmyolo's cached Mosaic and MixUp, mmdet's CachedMosaic and CachedMixUp)
+depend on what their process loaded before: a resumed run loads those
+samples again first (:mod:`mmdist.datasets.mix_cache`).
 """
 import contextlib
 import itertools
@@ -103,19 +104,44 @@ class PositionSeededDataset:
 
     Args:
         dataset: The dataset, or its config.
+        **dataset_keys: Keys of the dataset's config set on this wrapper's
+            config (mmyolo's YOLOX mode switch sets ``pipeline`` on the
+            train dataset's config and builds it again).
     """
 
-    def __init__(self, dataset: Union[dict, Sized]) -> None:
+    def __init__(self, dataset: Union[dict, Sized], **dataset_keys) -> None:
         if isinstance(dataset, dict):
-            dataset = DATASETS.build(dataset)
+            dataset = DATASETS.build(dict(dataset, **dataset_keys))
+        elif dataset_keys:
+            raise TypeError(f'{sorted(dataset_keys)} are keys of a dataset '
+                            'config; the dataset given is built already')
         object.__setattr__(self, 'dataset', dataset)
 
     def __getitem__(self, index: int):
         seed = getattr(index, 'seed', None)
         if seed is None:
             return self.dataset[index]
+        self._replay_history()
         with seeded(seed):
             return self.dataset[int(index)]
+
+    def replay(self, plan: dict) -> None:
+        """Before its next sample, each loading process (None: the main
+        one, else a worker's id) loads the samples ``plan`` lists for it,
+        in order, and throws them away: what they leave in the pipeline's
+        image caches is then what they left in the uninterrupted run
+        (:func:`mmdist.datasets.mix_cache.replay_plan`)."""
+        object.__setattr__(self, '_plan', dict(plan))
+
+    def _replay_history(self) -> None:
+        plan = self.__dict__.get('_plan')
+        if not plan:
+            return
+        worker = get_worker_info()
+        samples = plan.pop(None if worker is None else worker.id, None)
+        for sample in samples or []:
+            with seeded(sample.seed):
+                self.dataset[int(sample)]
 
     def __len__(self) -> int:
         return len(self.dataset)

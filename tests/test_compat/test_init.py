@@ -11,4 +11,6 @@ def test_apply_is_idempotent():
     assert before['default_hooks_none'] is False
     assert before['memoized_config_formatting'] is False
     assert before['inplace_guard'] is False
+    assert before['scoped_collate_fn'] is False
+    assert before['albu_seeded'] is False
     assert before['mmyolo_version_check'] is False

@@ -107,3 +107,31 @@ def test_any_default_hook_is_removed_by_none(tmp_path):
     # MMEngine's own hooks are removed as before.
     assert 'IterTimerHook' not in hook_types(timer=None)
     assert 'IterTimerHook' in hook_types()
+
+
+def test_a_collate_fn_of_another_packages_config_builds():
+    # What MMEngine makes of mmyolo's collate_fn in a config that inherits
+    # 'mmyolo::...': the function with its scope.
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.bbox import HorizontalBoxes
+    from mmengine.runner import Runner
+    from mmengine.structures import InstanceData
+    from mmyolo.datasets import yolov5_collate
+    sample = DetDataSample(gt_instances=InstanceData(
+        bboxes=HorizontalBoxes(torch.tensor([[1., 2., 3., 4.]])),
+        labels=torch.tensor([5])))
+    item = dict(inputs=torch.zeros(3, 8, 8), data_samples=sample)
+    loader = dict(batch_size=1, dataset=[item], sampler=dict(
+        type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='yolov5_collate', _scope_='mmyolo'))
+    built = Runner.build_dataloader(loader)
+    assert built.collate_fn.func is yolov5_collate
+    assert built.collate_fn.keywords == {}
+    batch = next(iter(built))
+    assert batch['data_samples']['bboxes_labels'].tolist() == [
+        [0, 5, 1, 2, 3, 4]]
+    # MMEngine's own passes _scope_ on to the function.
+    stock = Runner.build_dataloader.stock(loader)
+    with pytest.raises(TypeError, match="unexpected keyword argument "
+                       "'_scope_'"):
+        next(iter(stock))

@@ -133,6 +133,9 @@ def test_make_resumable_swaps_loop_sampler_and_dataset():
     make_resumable(cfg)
     assert cfg.train_cfg.type == 'EpochBasedTrainLoop'
     assert cfg.train_dataloader.sampler.type == 'mmdist.SeededDefaultSampler'
+    # ... and the image caches of mix transforms refilled on resume.
+    assert cfg.custom_hooks == [dict(type='mmdist.MixCacheReplayHook',
+                                     history='window')]
 
 
 def test_make_resumable_leaves_replay_and_other_samplers_alone():
@@ -148,3 +151,19 @@ def test_make_resumable_leaves_replay_and_other_samplers_alone():
     assert cfg.train_dataloader.dataset.type == 'CityscapesDataset'
     with pytest.raises(ValueError, match="resume_mode='fastest'"):
         make_resumable(_config(resume_mode='fastest'))
+
+
+def test_keys_set_on_the_wrappers_config_reach_the_dataset():
+    # mmyolo's YOLOX mode switch: cfg.train_dataloader.dataset.pipeline =
+    # ..., then the loader is built again from the config.
+    from mmengine.dataset import BaseDataset
+    config = dict(type='mmdist.PositionSeededDataset', dataset=dict(
+        type=BaseDataset, lazy_init=True, pipeline=[]))
+    config['pipeline'] = [dict(type='mmdet.LoadAnnotations')]
+    from mmengine.registry import DATASETS
+    built = DATASETS.build(config)
+    assert [type(t).__name__ for t in built.pipeline.transforms] == [
+        'LoadAnnotations']
+    with pytest.raises(TypeError, match=r"\['pipeline'\] are keys of a "
+                       'dataset config'):
+        PositionSeededDataset(Draws(), pipeline=[])

@@ -420,6 +420,11 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             else torch.no_grad()
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if self.distillation_stopped:
+            # MMRazor's StopDistillHook (mmyolo's last epochs): the student
+            # trains alone, and the teachers' forward would be wasted.
+            return add_prefix(self.student(inputs, data_samples, mode='loss'),
+                              'student')
         stream = self.teacher_stream
         with contextlib.ExitStack() as teacher_recording:
             teacher_recording.enter_context(distiller.teacher_recorders)
@@ -448,13 +453,24 @@ class FrozenTeacherDistill(SingleTeacherDistill):
         losses = {}
         if self.calculate_student_loss:
             losses.update(add_prefix(student_losses, 'student'))
-        if not self.distillation_stopped:
-            check_record_indices(distiller)
-            distill_losses = split_loss_terms(
-                distiller.compute_distill_losses())
-            check_finite(distiller, distill_losses)
-            losses.update(add_prefix(distill_losses, 'distill'))
+        check_record_indices(distiller)
+        distill_losses = split_loss_terms(distiller.compute_distill_losses())
+        check_finite(distiller, distill_losses)
+        losses.update(add_prefix(distill_losses, 'distill'))
         return losses
+
+    def __getattr__(self, name: str):
+        """A part of the student read from the algorithm, where the
+        algorithm has no such attribute: hooks written for the detector
+        being trained reach into it (mmyolo's YOLOX mode switch sets
+        ``runner.model.bbox_head.use_bbox_aux``)."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            student = self.__dict__.get('_modules', {}).get('architecture')
+            if student is not None and name in student._modules:
+                return student._modules[name]
+            raise
 
     def train(self, mode: bool = True) -> 'FrozenTeacherDistill':
         """Switch the student and distiller; the teachers stay in eval."""

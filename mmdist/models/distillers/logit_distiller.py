@@ -2,137 +2,15 @@
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmrazor.models.distillers import ConfigurableDistiller
 from mmrazor.registry import MODELS as MMRAZOR_MODELS
 from torch import Tensor, nn
 
 from mmdist.registry import MODELS
-
-# The keys of one entry of ``logits``: the student's module, the loss, and
-# the teacher's module (one teacher) or the teachers' (several).
-_REQUIRED = ('student', 'loss')
-_OPTIONAL = ('inputs', 'resize', 'teacher', 'teachers', 'combine')
-_TEACHER_KEYS = ('module', 'weight', 'resize')
-_COMBINE = ('per_teacher', 'ensemble')
-# ``resize``: which side's grid both logits are brought to, and how.
-_RESIZE_DEFAULTS = dict(to='teacher', mode='bilinear', align_corners=False)
-_RESIZE_HINT = (
-    "for logits at different resolutions (a SegFormer teacher at 1/4 and a "
-    "DeepLabV3 student at 1/8, say), set logits.{name}.resize=dict("
-    "to='teacher') to upsample the student's logits to the teacher's grid")
-
-
-_ROWS_HINT = (
-    'the logits are rows of {rows} and {other} samples: each row must be the '
-    "same sample on both sides. An RoI head's classifier classifies each "
-    "model's own proposals; use type='mmdist.RoITeacherDistill', whose "
-    "teacher classifies the student's RoIs (docs/configs.md, 'A two-stage "
-    "student')")
-
-
-def _shape_hint(name: str, student: Tensor, teacher: Tensor) -> str:
-    """What to do about logits of two shapes: resize dense logits of the
-    same batch and classes; rows that differ in number are other samples,
-    which no resizing pairs."""
-    if student.dim() == teacher.dim() == 2 and \
-            student.shape[0] != teacher.shape[0]:
-        return _ROWS_HINT.format(rows=student.shape[0],
-                                 other=teacher.shape[0])
-    return _RESIZE_HINT.format(name=name)
-
-
-def _check_resize(name: str, resize: dict) -> None:
-    """A ValueError naming what is wrong with an entry's ``resize``."""
-    unknown = sorted(set(resize) - set(_RESIZE_DEFAULTS))
-    resize = dict(_RESIZE_DEFAULTS, **resize)
-    if unknown or resize['to'] not in ('student', 'teacher'):
-        raise ValueError(
-            f'logits.{name}.resize={resize}: expected dict(to=\'teacher\' '
-            "or 'student', mode=<F.interpolate mode>, align_corners=...)"
-            + (f'; unknown {unknown}' if unknown else ''))
-
-
-def _resize_pair(student: Tensor, teacher: Tensor, to: str, mode: str,
-                 align_corners: bool) -> Tuple[Tensor, Tensor]:
-    """Interpolate one side's ``(N, C, H, W)`` logits to the other's
-    ``(H, W)``, as mmseg's heads resize logits (before any softmax)."""
-    if mode not in ('linear', 'bilinear', 'bicubic', 'trilinear'):
-        align_corners = None  # F.interpolate refuses it for these modes
-    if to == 'teacher':
-        student = F.interpolate(student, teacher.shape[2:], mode=mode,
-                                align_corners=align_corners)
-    else:
-        teacher = F.interpolate(teacher, student.shape[2:], mode=mode,
-                                align_corners=align_corners)
-    return student, teacher
-
-
-def _teacher_specs(name: str, spec: dict) -> List[dict]:
-    """The teachers of a ``logits`` entry as ``dict(name, module, weight,
-    resize)``: one unnamed teacher for ``teacher='<module>'``, or each of
-    ``teachers=dict(<name>='<module>' or dict(module=..., weight=...,
-    resize=...))``.
-
-    Raises:
-        ValueError: Both or neither given, or a teacher spec that is not
-            understood.
-    """
-    if ('teacher' in spec) == ('teachers' in spec):
-        problem = ('gives both teacher and teachers' if 'teacher' in spec
-                   else "is missing ['teacher']")
-        raise ValueError(
-            f'logits.{name} {problem}: give teacher=\'<module>\' (one '
-            "teacher) or teachers=dict(<teacher name>=dict(module='<module>'"
-            ', weight=1.0)) (several), not both')
-    if 'teacher' in spec:
-        if 'combine' in spec:
-            raise ValueError(f'logits.{name}: combine applies to several '
-                             'teachers (teachers=dict(...))')
-        return [dict(name=None, module=spec['teacher'], weight=1.0,
-                     resize=spec.get('resize'))]
-    teachers = spec['teachers']
-    if not isinstance(teachers, dict) or not teachers:
-        raise ValueError(f'logits.{name}.teachers must be a non-empty dict '
-                         '{teacher name: module or dict(module=..., '
-                         'weight=..., resize=...)}')
-    combine = spec.get('combine', 'per_teacher')
-    if combine not in _COMBINE:
-        raise ValueError(f'logits.{name}.combine={combine!r}: use one of '
-                         f'{_COMBINE}')
-    specs = []
-    for teacher, item in teachers.items():
-        item = dict(module=item) if isinstance(item, str) else dict(item)
-        unknown = sorted(set(item) - set(_TEACHER_KEYS))
-        if unknown or 'module' not in item:
-            raise ValueError(
-                f'logits.{name}.teachers.{teacher}={item}: expected a module '
-                f"name or dict(module='<module>', weight=1.0, resize=...)"
-                + (f'; unknown {unknown}' if unknown else ''))
-        resize = item.get('resize', spec.get('resize'))
-        if resize is not None:
-            _check_resize(f'{name}.teachers.{teacher}', resize)
-            to = dict(_RESIZE_DEFAULTS, **resize)['to']
-            if combine == 'ensemble' and to != 'student':
-                raise ValueError(
-                    f'logits.{name}.teachers.{teacher}: an ensemble averages '
-                    "the teachers' probabilities on the student's grid: use "
-                    "resize=dict(to='student')")
-        weight = float(item.get('weight', 1.0))
-        if weight <= 0:
-            raise ValueError(f'logits.{name}.teachers.{teacher}.weight must '
-                             f'be positive, got {weight}')
-        specs.append(dict(name=teacher, module=item['module'],
-                          weight=weight, resize=resize))
-    return specs
-
-
-def _size(module: nn.Module) -> Optional[int]:
-    """The number of output channels of a conv or linear layer."""
-    for attr in ('out_channels', 'out_features'):
-        if isinstance(getattr(module, attr, None), int):
-            return getattr(module, attr)
-    return None
+from .logit_specs import (OPTIONAL_KEYS, REQUIRED_KEYS, RESIZE_DEFAULTS,
+                          check_channels, check_resize, out_size,
+                          resize_pair, select_channels, shape_hint,
+                          entry_teachers)
 
 
 @MODELS.register_module()
@@ -200,7 +78,13 @@ class LogitDistiller(ConfigurableDistiller):
             align_corners=False)`` for ``(N, C, H, W)`` logits whose
             resolutions differ: the side not named is interpolated to the
             named side's ``(H, W)`` before the loss (with several teachers,
-            the default of each teacher's own ``resize``).
+            the default of each teacher's own ``resize``); and
+            ``channels=dict(groups=..., start=..., stop=...)`` where the
+            module computes more than the logits: its output channels are
+            ``groups`` equal groups (one per prior), of which channels
+            ``[start, stop)`` are the logits, kept in order on both sides
+            (YOLOv5's ``convs_pred``: 3 priors x (4 box + 1 objectness + C
+            classes), ``groups=3, start=5, stop=5 + C``).
         **kwargs: ConfigurableDistiller's own arguments, for more terms
             beside the logits (recorders, connectors, losses and loss
             mappings of a feature mimic, for example).
@@ -225,17 +109,20 @@ class LogitDistiller(ConfigurableDistiller):
                     '"loss": it is logged as loss_<name> and its levels as '
                     '<name>_l<i>, which MMEngine would add to the total '
                     "again (use e.g. 'cls')")
-            missing = [k for k in _REQUIRED if k not in spec]
-            unknown = [k for k in spec if k not in _REQUIRED + _OPTIONAL]
+            missing = [k for k in REQUIRED_KEYS if k not in spec]
+            unknown = [k for k in spec
+                       if k not in REQUIRED_KEYS + OPTIONAL_KEYS]
             if missing or unknown:
                 raise ValueError(
                     f'logits.{name} has {sorted(spec)}: expected '
-                    f'{list(_REQUIRED)}, optionally {list(_OPTIONAL)}'
+                    f'{list(REQUIRED_KEYS)}, optionally {list(OPTIONAL_KEYS)}'
                     + (f'; missing {missing}' if missing else '')
                     + (f'; unknown {unknown}' if unknown else ''))
             if 'resize' in spec:
-                _check_resize(name, spec['resize'])
-            teachers = _teacher_specs(name, spec)
+                check_resize(name, spec['resize'])
+            if 'channels' in spec:
+                check_channels(name, spec['channels'])
+            teachers = entry_teachers(name, spec)
             if f'loss_{name}' in (distill_losses or {}):
                 raise ValueError(
                     f'logits.{name} logs loss_{name}, which distill_losses '
@@ -255,7 +142,7 @@ class LogitDistiller(ConfigurableDistiller):
             distill_losses=distill_losses,
             **kwargs)
         self.logits = {
-            name: dict(spec, teachers=_teacher_specs(name, spec),
+            name: dict(spec, teachers=entry_teachers(name, spec),
                        combine=spec.get('combine', 'per_teacher'))
             for name, spec in logits.items()
         }
@@ -310,7 +197,7 @@ class LogitDistiller(ConfigurableDistiller):
             student.per_level and recorder.per_level) else [
                 (s, t) for s in student.modules for t in recorder.modules]
         for s_module, t_module in pairs:
-            s_size, t_size = _size(s_module), _size(t_module)
+            s_size, t_size = out_size(s_module), out_size(t_module)
             if None not in (s_size, t_size) and s_size != t_size:
                 raise ValueError(
                     f'logits.{name}: {s_name} ({s_module}) outputs '
@@ -336,17 +223,21 @@ class LogitDistiller(ConfigurableDistiller):
         if resize is None:
             resize = next(t['resize'] for t in self.logits[name]['teachers']
                           if t['name'] == teacher)
+        channels = self.logits[name].get('channels')
         pairs = []
         for level, (s, t) in enumerate(zip(s_out, t_out)):
+            if channels:
+                s = select_channels(s, **channels)
+                t = select_channels(t, **channels)
             if s.shape != t.shape and resize and s.dim() == t.dim() == 4 \
                     and s.shape[:2] == t.shape[:2]:
-                s, t = _resize_pair(s, t, **dict(_RESIZE_DEFAULTS, **resize))
+                s, t = resize_pair(s, t, **dict(RESIZE_DEFAULTS, **resize))
             if s.shape != t.shape:
                 raise ValueError(
                     f'logits.{name}, level {level}: {s_name} gave '
                     f'{tuple(s.shape)} and {t_name} {tuple(t.shape)}: the '
                     'logits must have the same shape (classes, anchors, '
-                    'resolution); ' + _shape_hint(name, s, t))
+                    'resolution); ' + shape_hint(name, s, t))
             pairs.append((s, t))
         return pairs
 

@@ -210,11 +210,11 @@ def test_the_generic_algorithm_refuses_an_roi_classifier_at_build():
 
 
 def test_rows_of_other_samples_are_not_told_to_resize():
-    from mmdist.models.distillers.logit_distiller import _shape_hint
-    rows = _shape_hint('cls', torch.zeros(1024, 81), torch.zeros(2000, 81))
+    from mmdist.models.distillers.logit_specs import shape_hint
+    rows = shape_hint('cls', torch.zeros(1024, 81), torch.zeros(2000, 81))
     assert 'resize' not in rows
     assert 'rows of 1024 and 2000 samples' in rows
     assert 'mmdist.RoITeacherDistill' in rows
-    dense = _shape_hint('decode', torch.zeros(2, 19, 8, 16),
-                        torch.zeros(2, 19, 16, 32))
+    dense = shape_hint('decode', torch.zeros(2, 19, 8, 16),
+                       torch.zeros(2, 19, 16, 32))
     assert "logits.decode.resize=dict(to='teacher')" in dense
