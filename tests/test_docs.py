@@ -67,7 +67,9 @@ def checked_command(words: List[str]) -> List[str]:
     if program == 'make':
         with open(osp.join(REPO, 'Makefile')) as f:
             targets = re.findall(r'^([a-z]+):', f.read(), flags=re.M)
-        problems += [f'make {a}' for a in args if a not in targets]
+        # (VAR=value arguments set a make variable.)
+        problems += [f'make {a}' for a in args
+                     if a not in targets and not re.match(r'^[A-Z_]+=', a)]
         return problems
     if program in ('python', 'bash'):
         if args[:1] == ['-m'] or args[:1] == ['-c']:

@@ -3,13 +3,15 @@
     python tools/demo.py                          # or: make demo
     python tools/demo.py --task classification
     python tools/demo.py --task detection
+    python tools/demo.py --task yolo
     python tools/demo.py --task detection --seed 0 1 2   # mean and range
 
 Generates a small data set in a real layout (Cityscapes, ImageNet or COCO),
-trains a teacher on it (DeepLabV3 R101-D8, ResNet-34 or RetinaNet R34), then
-a student (R18-D8, ResNet-18 or RetinaNet R18) alone, with KD and with DIST
-(configs/demo/), and ends with a table and curves under work_dirs/demo/
-(work_dirs/demo_classification/, work_dirs/demo_detection/).
+trains a teacher on it (DeepLabV3 R101-D8, ResNet-34, RetinaNet R34 or
+mmyolo's RTMDet-s), then a student (R18-D8, ResNet-18, RetinaNet R18 or
+RTMDet-tiny) alone, with KD and with DIST (for YOLO: with mmyolo's CWD,
+with DIST, and with both), each model's latency, and ends with a table and
+curves under work_dirs/demo/ (work_dirs/demo_<task>/ for the others).
 """
 import argparse
 
@@ -26,8 +28,9 @@ def main() -> None:
     parser.add_argument('--task', choices=sorted(TASKS),
                         default='segmentation',
                         help='segmentation (DeepLabV3, mIoU), classification '
-                        '(ResNet, top-1) or detection (RetinaNet, COCO bbox '
-                        'mAP); default: segmentation')
+                        '(ResNet, top-1), detection (RetinaNet, COCO bbox '
+                        'mAP) or yolo (mmyolo\'s RTMDet, COCO bbox mAP); '
+                        'default: segmentation')
     parser.add_argument('--work-dir', help='default: ' + ', '.join(
         f'{task.work_dir} ({name})' for name, task in sorted(TASKS.items())))
     parser.add_argument('--teacher-iters', type=int,

@@ -3,4 +3,9 @@
 # predict_by_feat rewritten, ONNX's NonMaxSuppression, no custom op).
 _base_ = ['./detection_onnxruntime_dynamic.py']
 
-codebase_config = dict(type='mmyolo', module=['mmyolo.deploy'])
+# mmyolo's detectors keep up to 30000 candidates before NMS (test_cfg's
+# nms_pre) and 300 boxes after it: the exported graph keeps as many as
+# PyTorch does (mmdeploy's own configs keep 5000, and 200 of each class).
+codebase_config = dict(
+    type='mmyolo', module=['mmyolo.deploy'],
+    post_processing=dict(pre_top_k=30000, max_output_boxes_per_class=300))

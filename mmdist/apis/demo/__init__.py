@@ -1,17 +1,20 @@
 """The embedded demos: teacher -> student distillation on generated data.
 
 Each task generates a small data set in its real layout, trains a teacher
-on it, then one student three ways (alone, with KD, with DIST) from the
+on it, then one student several ways (alone, with KD, with DIST) from the
 same seed, each run through tools/train.py with the configs of
 configs/demo/, and evaluated with the task's own OpenMMLab metric. The
-results are a table and a plot of the curves.
+results are a table, with each model's PyTorch latency, and a plot of the
+curves.
 
 - segmentation: DeepLabV3 R101-D8 -> R18-D8 on Cityscapes-layout data,
   mmseg's IoUMetric;
 - classification: ResNet-34 -> ResNet-18 on ImageNet-layout data,
   mmpretrain's Accuracy;
 - detection: RetinaNet R34 -> R18 on COCO-layout data, mmdet's CocoMetric
-  (bbox mAP, logged as a fraction and shown in %).
+  (bbox mAP, logged as a fraction and shown in %);
+- yolo: mmyolo's RTMDet-s -> RTMDet-tiny on the same kind of data, alone,
+  with mmyolo's own CWD distillation, with DIST, and with DIST and CWD.
 """
 import json
 import os.path as osp

@@ -23,11 +23,11 @@ class Run:
 
 
 def demo_runs(task: DemoTask, work_dir: str) -> List[Run]:
-    """The teacher first, then the student alone, with KD and with DIST."""
+    """The teacher first, then the student alone, then distilled (with KD
+    and with DIST, or the task's own)."""
     runs = []
     for index, (name, config, sub) in enumerate(
-            zip(task.names, task.configs,
-                ('teacher', 'student', 'kd', 'dist'))):
+            zip(task.names, task.configs, task.dirs)):
         loss = ('student.' if index >= 2 else '') + task.task_loss
         runs.append(Run(name, osp.join(REPO, 'configs', 'demo', config),
                         osp.join(work_dir, sub), loss))

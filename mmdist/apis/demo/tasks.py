@@ -34,8 +34,8 @@ class DemoTask:
 
     Attributes:
         configs: Config file names under configs/demo/, in the order
-            teacher, student alone, KD, DIST.
-        names: The four runs' names in the table.
+            teacher, student alone, then the distilled students.
+        names: The runs' names in the table.
         metric: The logged validation metric that the curves follow.
         columns: (logged key, table header) of the table's metrics.
         task_loss: The student's logged task loss (the distilled runs
@@ -52,10 +52,12 @@ class DemoTask:
         data_options: --cfg-options that name files of the generated data
             beside the data roots (``{data_root}`` is its folder), as the
             annotation file of COCO's evaluator.
+        dirs: Each run's folder under the work dir, in the order of
+            ``configs``.
     """
     title: str
-    configs: Tuple[str, str, str, str]
-    names: Tuple[str, str, str, str]
+    configs: Tuple[str, ...]
+    names: Tuple[str, ...]
     metric: str
     columns: Tuple[Tuple[str, str], ...]
     task_loss: str
@@ -67,6 +69,7 @@ class DemoTask:
     work_dir: str
     scale: float = 1.0
     data_options: Tuple[str, ...] = ()
+    dirs: Tuple[str, ...] = ('teacher', 'student', 'kd', 'dist')
 
 
 TASKS: Dict[str, DemoTask] = {
@@ -123,6 +126,32 @@ TASKS: Dict[str, DemoTask] = {
         defaults=dict(teacher_iters=400, iters=250, num_train=400,
                       num_val=100),
         work_dir='work_dirs/demo_detection',
+        scale=100,
+        data_options=tuple(
+            f'{split}_evaluator.ann_file={{data_root}}/annotations/'
+            'instances_val2017.json' for split in ('val', 'test'))),
+    'yolo': DemoTask(
+        title="RTMDet-s -> RTMDet-tiny (mmyolo)",
+        configs=('rtmdet_s_toy_teacher.py', 'rtmdet_tiny_toy.py',
+                 'kd_cwd_rtmdet_tiny_toy.py', 'dist_rtmdet_tiny_toy.py',
+                 'dist_cwd_rtmdet_tiny_toy.py'),
+        names=('teacher (RTMDet-s)', 'student alone (RTMDet-tiny)',
+               "student + mmyolo's CWD", 'student + DIST',
+               'student + DIST + CWD'),
+        dirs=('teacher', 'student', 'kd_cwd', 'dist', 'dist_cwd'),
+        metric='coco/bbox_mAP',
+        columns=(('coco/bbox_mAP', 'bbox mAP'),
+                 ('coco/bbox_mAP_50', 'mAP_50'),
+                 ('coco/bbox_mAP_75', 'mAP_75')),
+        task_loss='loss_cls',
+        loss_title='quality focal loss of the classification head (train)',
+        data=('data/coco', _make_coco),
+        data_text='synthetic COCO-layout data (3 shape classes, {train} '
+        'train / {val} val images, 64 x 64)',
+        metric_text="COCO's bbox mAP (%) on the val split",
+        defaults=dict(teacher_iters=400, iters=250, num_train=400,
+                      num_val=100),
+        work_dir='work_dirs/demo_yolo',
         scale=100,
         data_options=tuple(
             f'{split}_evaluator.ann_file={{data_root}}/annotations/'

@@ -4,9 +4,10 @@ Both run on the same images through the same test pipeline and
 preprocessor; each task is compared by what it predicts:
 
 - detection: each PyTorch box is matched to the ONNX Runtime box of its
-  class with the largest IoU; the share of boxes matched at IoU >= 0.5
-  (both ways), the smallest IoU of a match, the largest score and
-  coordinate differences;
+  class with the largest IoU (two boxes whose corners are within 0.01
+  pixels are the same, whatever their area); the share of boxes matched at
+  IoU >= 0.5 (both ways), the smallest IoU of a match, the largest score
+  and coordinate differences;
 - segmentation: the share of pixels with the same label;
 - classification: the share of images with the same top-1 class and the
   same five top classes, and the largest probability difference.
@@ -28,6 +29,7 @@ TOLERANCES: Dict[str, Dict[str, float]] = {
 }
 TOLERANCES['yolo'] = TOLERANCES['detection']
 MATCH_IOU = 0.5
+SAME_BOX_PX = 0.01  # coordinates this close are the same box
 
 
 def clip_to_image(sample: BaseDataElement) -> BaseDataElement:
@@ -61,7 +63,12 @@ def _match(ours, theirs) -> List[tuple]:
     with the largest IoU, where that IoU is at least :data:`MATCH_IOU`."""
     if len(ours) == 0 or len(theirs) == 0:
         return []
-    iou = _iou(ours.bboxes.double(), theirs.bboxes.double())
+    a, b = ours.bboxes.double(), theirs.bboxes.double()
+    iou = _iou(a, b)
+    # The same box, also where it has no area (an untrained detector's
+    # points), whose IoU is 0/0.
+    same = ((a[:, None] - b[None]).abs() <= SAME_BOX_PX).all(-1)
+    iou[same] = 1.0
     iou[ours.labels[:, None] != theirs.labels[None, :]] = -1
     taken, pairs = set(), []
     for i in ours.scores.argsort(descending=True).tolist():

@@ -95,3 +95,12 @@ def test_top1_top5_and_the_largest_probability_difference():
                                  [scores(b), scores(c)])
     assert got['top1'] == 0.5 and got['top5'] == 0.5 and got['images'] == 2
     assert got['max_prob_diff'] == pytest.approx(0.2)
+
+
+def test_boxes_without_area_match_themselves():
+    # An untrained detector's points: IoU 0/0, the same box all the same.
+    points = [[5, 5, 5, 5], [9, 1, 9, 1]]
+    ours = [detections(points, [0.01, 0.01], [2, 2])]
+    theirs = [detections(points[::-1], [0.01, 0.01], [2, 2])]
+    got = compare_detections(ours, theirs)
+    assert got['matched'] == 1.0 and got['min_iou'] == 1.0
