@@ -49,9 +49,13 @@ def main() -> None:
                         'run the demo once each, in <work-dir>/seed<k>/, '
                         'and add a table of the mean and range over them '
                         '(results_seeds.md); default: 0')
+    parser.add_argument('--latency-repeat', type=int, default=50,
+                        help='runs each model\'s latency is the median of '
+                        '(default 50)')
     args = parser.parse_args()
     sizes = dict(teacher_iters=args.teacher_iters, student_iters=args.iters,
-                 num_train=args.num_train, num_val=args.num_val)
+                 num_train=args.num_train, num_val=args.num_val,
+                 latency_repeat=args.latency_repeat)
     if len(args.seed) == 1:
         run_demo(args.task, args.work_dir, seed=args.seed[0], **sizes)
     elif len(set(args.seed)) != len(args.seed):

@@ -7,10 +7,11 @@ _base_ = ['./rtmdet_tiny_toy.py']
 from mmengine.config import Config  # noqa: E402
 from mmengine.hub import get_config  # noqa: E402
 
-mmyolo_kd = get_config(
+kd = get_config(
     'mmyolo::rtmdet/distillation/kd_tiny_rtmdet_s_neck_300e_coco.py')
 model = dict(
-    mmyolo_kd.model, _delete_=True, architecture=_base_.model,
+    kd.model.to_dict(), _delete_=True, architecture=_base_.model,
     teacher=Config._merge_a_into_b(_base_.toy_teacher_model, _base_.model),
     teacher_ckpt='work_dirs/demo_yolo/teacher/iter_400.pth')
-find_unused_parameters = mmyolo_kd.find_unused_parameters
+find_unused_parameters = kd.find_unused_parameters
+del kd, Config, get_config

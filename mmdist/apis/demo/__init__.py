@@ -40,7 +40,8 @@ def run_demo_seeds(task_name: str, work_dir: Optional[str],
         task_name: A key of :data:`TASKS`.
         work_dir: The folder above the seeds' (None: the task's own).
         seeds: Two seeds or more, each once.
-        **sizes: teacher_iters, student_iters, num_train and num_val of
+        **sizes: teacher_iters, student_iters, num_train, num_val and
+            latency_repeat of
             :func:`run_demo`.
     """
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
@@ -66,7 +67,8 @@ def run_demo(task_name: str,
              student_iters: Optional[int] = None,
              num_train: Optional[int] = None,
              num_val: Optional[int] = None,
-             seed: int = 0) -> List[dict]:
+             seed: int = 0,
+             latency_repeat: int = 50) -> List[dict]:
     """Run one task's demo; return one result row per run.
 
     Args:
@@ -78,6 +80,7 @@ def run_demo(task_name: str,
         num_train: Training images (per class for classification).
         num_val: Validation images (per class for classification).
         seed: The data's and every run's seed.
+        latency_repeat: The runs each model's latency is the median of.
     """
     task = TASKS[task_name]
     work_dir = work_dir or task.work_dir
@@ -115,7 +118,7 @@ def run_demo(task_name: str,
         teacher_ckpt = teacher_ckpt or ckpt
         curve, final = read_log(run, task.metric, task.scale)
         curves.append(curve)
-        timing = latency(run, ckpt, data)
+        timing = latency(run, ckpt, data, latency_repeat)
         results.append(dict(name=run.name, iters=iters, seconds=seconds,
                             latency_ms=timing['ms'],
                             **{key: final[key] * task.scale

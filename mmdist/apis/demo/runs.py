@@ -156,7 +156,7 @@ def read_log(run: Run, metric: str, scale: float = 1.0) -> tuple:
 
 
 def _latency_child(config: str, checkpoint: str, options: List[str],
-                   writer) -> None:
+                   repeat: int, writer) -> None:
     """In a process of the fork server: the PyTorch latency of the model a
     run trained (:func:`checkpoint_latency`), sent through ``writer``."""
     import argparse
@@ -174,17 +174,20 @@ def _latency_child(config: str, checkpoint: str, options: List[str],
     parsed = parser.parse_args(['--options', *options]).options
     with open(os.devnull, 'w') as null:
         os.dup2(null.fileno(), 1)  # MMEngine's logging
-        writer.send(checkpoint_latency(config, checkpoint, parsed))
+        writer.send(checkpoint_latency(config, checkpoint, parsed, repeat))
     writer.close()
 
 
-def latency(run: Run, checkpoint: str, options: List[str]) -> dict:
-    """The PyTorch latency of ``run``'s model at its checkpoint, measured
-    in a process of its own (as the runs train)."""
+def latency(run: Run, checkpoint: str, options: List[str],
+            repeat: int = 50) -> dict:
+    """The PyTorch latency of ``run``'s model at its checkpoint (the median
+    of ``repeat`` runs), measured in a process of its own (as the runs
+    train)."""
     context = _trainers()
     reader, writer = context.Pipe(duplex=False)
     proc = context.Process(target=_latency_child,
-                           args=(run.config, checkpoint, options, writer))
+                           args=(run.config, checkpoint, options, repeat,
+                                 writer))
     proc.start()
     writer.close()
     try:
