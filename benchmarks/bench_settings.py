@@ -22,10 +22,15 @@ of each variant:
 - ``compiled``: mmdist with ``teacher_compile=True`` (its compilation, a
   minute or more on a CPU, is left to the warm-up steps);
 - ``stream``: mmdist with ``teacher_stream=True`` (CUDA);
+- ``inplace``: mmdist with MMRazor's ``module_inplace=True`` and
+  ``teacher_module_inplace=True``: activations in place, as MMRazor's
+  walk left them on torch 2.14 before mmdist's compat turned them off;
 
 in float32 and, on a GPU, under AMP (MMEngine's AmpOptimWrapper, float16,
 what ``tools/train.py --amp`` uses); each step also as a ratio of the
-student's alone. ``--teacher-forward`` times the teacher's forward alone
+student's alone, and what its forward keeps for the backward pass (the
+storages autograd saves, in MiB: on a CPU, where no peak is measured, the
+activations' memory). ``--teacher-forward`` times the teacher's forward alone
 (no gradients, eval mode), plain, folded, folded in channels-last and
 folded and compiled. It also reports how far the distillation losses move
 when the teacher runs in bfloat16 (max |difference| over the distillation
@@ -72,6 +77,10 @@ VARIANTS = {
                  dict(teacher_compile=True)),
     'stream': ('mmdist, teacher stream', 'mmdist',
                dict(teacher_stream=True)),
+    # MMRazor's module_inplace: activations left in place (mmdist's
+    # compat turns them off, as MMRazor means to, by default).
+    'inplace': ('mmdist, activations in place', 'mmdist',
+                dict(module_inplace=True, teacher_module_inplace=True)),
 }
 DEFAULT_VARIANTS = 'student,mmrazor,mmdist,unfolded,bf16,channels_last'
 
@@ -86,9 +95,25 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def saved_for_backward_mib(model, data: dict, wrapper) -> float:
+    """What one training step's forward keeps for the backward pass: the
+    distinct storages autograd saves (the activations), in MiB."""
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.train_step(copy.deepcopy(data), wrapper)
+    return sum(storages.values()) / 2**20
+
+
 def time_steps(model, data: dict, device: str, amp: bool, warmup: int,
                repeat: int) -> Dict[str, float]:
-    """Median step time (s) and peak GPU memory (MiB) of train_step."""
+    """Median step time (s), peak GPU memory (MiB) of train_step and what
+    its forward keeps for the backward pass (MiB)."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
     wrapper = AmpOptimWrapper(optimizer=optimizer, loss_scale='dynamic') \
@@ -107,7 +132,8 @@ def time_steps(model, data: dict, device: str, amp: bool, warmup: int,
         times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() / 2**20 \
         if device == 'cuda' else float('nan')
-    return dict(step_s=statistics.median(times), peak_mib=peak)
+    return dict(step_s=statistics.median(times), peak_mib=peak,
+                saved_mib=saved_for_backward_mib(model, data, wrapper))
 
 
 def distill_losses(model, data: dict) -> Dict[str, float]:
@@ -229,7 +255,9 @@ def bench_setting(setting: Setting, args, ckpt_dir: str) -> List[dict]:
                   f" {result['step_s'] * 1e3:9.1f} ms/step "
                   f"({ratio:5.2f}x the student) "
                   f"{rows[-1]['images_per_s']:7.2f} img/s "
-                  f"{result['peak_mib']:9.0f} MiB", flush=True)
+                  f"{result['peak_mib']:9.0f} MiB peak, "
+                  f"{result['saved_mib']:7.0f} MiB saved for backward",
+                  flush=True)
         if key == 'bf16':
             drift = reduced_teacher_drift(model, data)
             rows.append(dict(setting=setting.name, drift=drift))
@@ -277,13 +305,14 @@ def bench_teacher_forward(setting: Setting, args, data: dict, size,
 def markdown(rows: List[dict], header: str) -> str:
     lines = [header, '',
              '| setting | variant | precision | input | ms/step | x student '
-             '| images/s | peak GPU memory (MiB) |',
-             '|---|---|---|---|---|---|---|---|']
+             '| images/s | peak GPU memory (MiB) | saved for backward (MiB) |',
+             '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         if 'step_s' not in r:
             continue
         memory = '-' if r['peak_mib'] != r['peak_mib'] else \
             f"{r['peak_mib']:.0f}"
+        memory += f" | {r['saved_mib']:.0f}"
         lines.append(f"| {r['setting']} | {r['variant']} | {r['precision']} "
                      f"| {r['size']} | {r['step_s'] * 1e3:.1f} | "
                      f"{r['vs_student']:.2f} | {r['images_per_s']:.2f} | "

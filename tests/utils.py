@@ -529,3 +529,30 @@ def run_ranks(target, world_size: int, folder: str, *args) -> list:
                                              *args))
                    for rank in range(world_size)]
         return [r.get(timeout=300) for r in results]
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it. torchrun starts its
+    workers in sessions of their own: killing the launcher's process group
+    leaves them (and their data-loader workers) running."""
+    children: Dict[int, List[int]] = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                # pid (comm) state ppid ...: comm may hold spaces.
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    for member in tree:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -9,6 +9,6 @@ default_hooks = _base_.mmdist_default_hooks
 # The teacher is the demo's own, built from the config it was trained with.
 model.update(
     teacher=dict(cfg_path='{{ fileDirname }}/rtmdet_s_toy_teacher.py'),
-    teacher_ckpt='work_dirs/demo_yolo/teacher/iter_400.pth')
+    teacher_ckpt='work_dirs/demo_yolo/teacher/iter_800.pth')
 model['distiller']['logits']['cls'].update(
     student=_base_.yolo_cls['rtmdet'], teacher=_base_.yolo_cls['rtmdet'])

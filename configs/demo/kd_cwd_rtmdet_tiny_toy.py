@@ -12,6 +12,6 @@ kd = get_config(
 model = dict(
     kd.model.to_dict(), _delete_=True, architecture=_base_.model,
     teacher=Config._merge_a_into_b(_base_.toy_teacher_model, _base_.model),
-    teacher_ckpt='work_dirs/demo_yolo/teacher/iter_400.pth')
+    teacher_ckpt='work_dirs/demo_yolo/teacher/iter_800.pth')
 find_unused_parameters = kd.find_unused_parameters
 del kd, Config, get_config

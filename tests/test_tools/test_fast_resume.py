@@ -12,8 +12,8 @@ import time
 import pytest
 
 from mmdist.datasets import make_cityscapes
-from tests.utils import (REPO, batches, kill_during, last_run_losses, losses,
-                         run_tool)
+from tests.utils import (REPO, batches, kill_during, kill_tree,
+                         last_run_losses, losses, run_tool)
 
 ITERS = 8
 # A user's config over the demo's DIST config: the R18-D8 student as a
@@ -155,12 +155,12 @@ def _two_nodes(config: str, work_dir: str, flags: list, env: dict,
                 time.sleep(0.2)
             time.sleep(1)  # the other node reaches the pause too
             for proc in procs:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc.pid)
         codes = [proc.wait(timeout=900) for proc in procs]
     finally:
         for proc in procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc.pid)
                 proc.wait()
     text = ''.join(open(log).read() for log in logs)
     expected = [-signal.SIGKILL] * 2 if kill_after else [0, 0]

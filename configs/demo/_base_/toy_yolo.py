@@ -2,35 +2,30 @@
 # (tools/demo.py --task yolo): mmdist.datasets.make_coco's shapes in COCO's
 # layout, three classes (circle, square, triangle), 64 x 64 images, batches
 # of 8, a few hundred iterations from scratch (no ImageNet weights: nothing
-# is downloaded). mmyolo's pipeline is kept, its sizes brought to the
-# images' (Mosaic and MixUp with their image caches, the random resize and
-# crop, HSV, flip, pad; the letterbox at test time) and its EMA; what
-# changes, and why:
+# is downloaded). mmyolo's test pipeline (its letterbox) and EMA are kept;
+# what changes, and why:
+# - training pipeline: the images at their own size and a flip, as the
+#   detection demo's (its toy_coco.py), without mmyolo's Mosaic and MixUp:
+#   on 64 x 64 images they shrink the shapes to a few pixels, and a teacher
+#   trained 400 iterations with them reached 2% mAP;
 # - model: three classes, score_thr 0.001 as the other demos test;
-# - schedule: iterations, not 300 epochs; AdamW at mmyolo's lr 0.004 (its
-#   batch is 256: from scratch on 8 images a step, 1e-3 learnt faster)
-#   with a 50-iteration warm-up and a cosine decay, the pipeline switch of
-#   the last epochs left out (the demo has no epochs).
+# - schedule: iterations, not 300 epochs; AdamW at 2e-3 (mmyolo's 0.004 is
+#   for batches of 256; the teacher reached 19% mAP in 800 iterations at
+#   2e-3, 9% in 400 at 1e-3 and 5% in 400 at 4e-3) with a 50-iteration
+#   warm-up and a cosine decay, the pipeline switch of the last epochs left
+#   out (the demo has no epochs).
 # The names are their own, so that a config inherits this file beside a
 # stock one and assigns them (see ../rtmdet_tiny_toy.py).
 toy_data_root = 'work_dirs/demo_yolo/data/coco/'
 toy_metainfo = dict(classes=('circle', 'square', 'triangle'))
 toy_scale = (64, 64)
-toy_iters = 300
+toy_iters = 800
 
 toy_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Mosaic', img_scale=toy_scale, use_cached=True,
-         max_cached_images=20, random_pop=False, pad_val=114.0),
-    dict(type='mmdet.RandomResize', scale=(128, 128), ratio_range=(0.5, 2.0),
-         resize_type='mmdet.Resize', keep_ratio=True),
-    dict(type='mmdet.RandomCrop', crop_size=toy_scale),
-    dict(type='mmdet.YOLOXHSVRandomAug'),
+    dict(type='mmdet.Resize', scale=toy_scale, keep_ratio=True),
     dict(type='mmdet.RandomFlip', prob=0.5),
-    dict(type='mmdet.Pad', size=toy_scale, pad_val=dict(img=(114, 114, 114))),
-    dict(type='YOLOv5MixUp', use_cached=True, random_pop=False,
-         max_cached_images=10, prob=0.5),
     dict(type='mmdet.PackDetInputs')
 ]
 toy_test_pipeline = [
@@ -65,7 +60,7 @@ toy_model = dict(
     bbox_head=dict(head_module=dict(num_classes=3)),
     train_cfg=dict(assigner=dict(num_classes=3)),
     test_cfg=dict(score_thr=0.001))
-toy_optim_wrapper = dict(optimizer=dict(lr=1e-3))
+toy_optim_wrapper = dict(optimizer=dict(lr=2e-3))
 # The cosine schedule comes first: tools/demo.py sets param_scheduler.0.end
 # to the iterations it runs. The warm-up multiplies it.
 toy_param_scheduler = [

@@ -149,7 +149,7 @@ TASKS: Dict[str, DemoTask] = {
         data_text='synthetic COCO-layout data (3 shape classes, {train} '
         'train / {val} val images, 64 x 64)',
         metric_text="COCO's bbox mAP (%) on the val split",
-        defaults=dict(teacher_iters=400, iters=250, num_train=400,
+        defaults=dict(teacher_iters=800, iters=250, num_train=400,
                       num_val=100),
         work_dir='work_dirs/demo_yolo',
         scale=100,
