@@ -21,7 +21,7 @@ def demo(module_tmp):
     work_dir = str(module_tmp('demo') / 'demo')
     proc = run_tool(['tools/demo.py', '--work-dir', work_dir,
                      '--teacher-iters', '4', '--iters', '4', '--num-train',
-                     '8', '--num-val', '2'])
+                     '8', '--num-val', '2', '--latency-repeat', '1'])
     return work_dir, proc.stdout
 
 
@@ -136,7 +136,7 @@ def test_shortened_classification_demo_over_two_seeds(tmp_path):
     proc = run_tool(['tools/demo.py', '--task', 'classification',
                      '--work-dir', top, '--teacher-iters', '4',
                      '--iters', '4', '--num-train', '4', '--num-val', '2',
-                     '--seed', '0', '1'])
+                     '--seed', '0', '1', '--latency-repeat', '1'])
     by_seed = {}
     for seed in (0, 1):
         with open(osp.join(top, f'seed{seed}', 'results.json')) as f:
@@ -174,30 +174,33 @@ def test_shortened_classification_demo_over_two_seeds(tmp_path):
             assert teacher in f.read()
 
 
-def test_shortened_detection_demo(tmp_path):
+@pytest.mark.parametrize('task', ['detection', 'yolo'])
+def test_shortened_detection_demos(task, tmp_path):
+    """RetinaNet (mmdet) and RTMDet (mmyolo; its student also with mmyolo's
+    own CWD and with DIST beside it), on COCO-layout data."""
     work_dir = str(tmp_path / 'demo')
-    proc = run_tool(['tools/demo.py', '--task', 'detection', '--work-dir',
+    proc = run_tool(['tools/demo.py', '--task', task, '--work-dir',
                      work_dir, '--teacher-iters', '4', '--iters', '4',
-                     '--num-train', '8', '--num-val', '4'])
+                     '--num-train', '8', '--num-val', '4',
+                     '--latency-repeat', '1'])
+    demo = TASKS[task]
     with open(osp.join(work_dir, 'results.json')) as f:
         results = json.load(f)
-    assert [r['name'] for r in results] == [
-        'teacher (RetinaNet R34)', 'student alone (RetinaNet R18)',
-        'student + KD', 'student + DIST'
-    ]
+    assert [r['name'] for r in results] == list(demo.names)
     keys = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75')
     for row in results:
-        assert row['iters'] == 4
+        assert row['iters'] == 4 and row['latency_ms'] > 0
         for key in keys:
             assert math.isfinite(row[key]) and 0 <= row[key] <= 100
     with open(osp.join(work_dir, 'results.md')) as f:
         table = f.read()
     assert table.startswith(
-        '| model | iterations | bbox mAP | mAP_50 | mAP_75 |')
+        '| model | iterations | bbox mAP | mAP_50 | mAP_75 | latency (ms) |')
     assert table in proc.stdout
-    for step in range(1, 6):
-        assert f'[{step}/5]' in proc.stdout
-    assert 'student + DIST: iteration 4/4' in proc.stdout
+    steps = len(demo.names) + 1
+    for step in range(1, steps + 1):
+        assert f'[{step}/{steps}]' in proc.stdout
+    assert f'{demo.names[-1]}: iteration 4/4' in proc.stdout
     with open(osp.join(work_dir, 'curves.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     # COCO's layout: the annotation files the evaluator read.
@@ -207,15 +210,20 @@ def test_shortened_detection_demo(tmp_path):
                                    f'instances_{split}2017.json'))
     assert len(glob.glob(osp.join(coco, 'train2017', '*.jpg'))) == 8
     # COCO's metric logs fractions, the table percentages; each distilled
-    # run loaded the teacher trained first and logged its mAP.
+    # run loaded the teacher trained first and logged its mAP (but
+    # mmyolo's CWD, MMRazor's algorithm, which has no teacher evaluation).
     teacher = osp.join(work_dir, 'teacher', 'iter_4.pth')
-    for run in ('kd', 'dist'):
+    for index, (run, config) in enumerate(zip(demo.dirs, demo.configs)):
+        if index < 2:
+            continue
         rows = [r for r in read_scalars(osp.join(work_dir, run))
                 if 'coco/bbox_mAP' in r]
-        assert rows[0]['teacher/coco/bbox_mAP'] * 100 == pytest.approx(
-            results[0]['coco/bbox_mAP'])
+        if 'teacher/coco/bbox_mAP' in rows[0]:
+            assert rows[0]['teacher/coco/bbox_mAP'] * 100 == \
+                pytest.approx(results[0]['coco/bbox_mAP'])
+        else:
+            assert run == 'kd_cwd'
         assert rows[-1]['coco/bbox_mAP'] * 100 == pytest.approx(
-            results[2 if run == 'kd' else 3]['coco/bbox_mAP'])
-        with open(osp.join(work_dir, run,
-                           f'{run}_retinanet_r18_toy.py')) as f:
+            results[index]['coco/bbox_mAP'])
+        with open(osp.join(work_dir, run, config)) as f:
             assert teacher in f.read()

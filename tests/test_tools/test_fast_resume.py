@@ -171,7 +171,7 @@ def _two_nodes(config: str, work_dir: str, flags: list, env: dict,
 def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
     """The segmentation config as written (SyncBN in student and teacher)
     on 2 CPU processes (gloo, tools/dist_train.sh): each rank's shard of the
-    stream. Then the same on two loopback "nodes", killed after iteration 6
+    stream. Then the same on two loopback "nodes", killed after iteration 5
     and resumed: each rank gets the images, and the run logs the losses, of
     the run that was never killed."""
     env = dict(os.environ, PYTHON=sys.executable, PORT='29631',
@@ -189,10 +189,11 @@ def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
     # The ranks take alternate samples of one shuffled stream.
     assert seen[(0, 0)] != seen[(0, 1)]
 
+    # (Without loading workers: the batches do not depend on them.)
     killed = str(tmp_path / 'nodes' / 'killed')
-    _two_nodes(config, killed, workers(2), env, 29632, kill_after=6)
+    _two_nodes(config, killed, workers(0), env, 29632, kill_after=5)
     assert not osp.exists(osp.join(killed, f'iter_{ITERS}.pth'))
-    log = _two_nodes(config, killed, ['--resume', *workers(2)], env, 29633)
+    log = _two_nodes(config, killed, ['--resume', *workers(0)], env, 29633)
     # (Logged by rank 0; the batches show both ranks.)
     assert 'the sampler starts at sample 8 of this rank' in log
     assert batches(killed) == seen

@@ -50,6 +50,12 @@ def summary(report: dict) -> str:
                                          else '>= ')
         lines.append(f'| {key} | {shown} | '
                      f'{"" if bound is None else sign + f"{bound:g}"} |')
+    agreement = report['agreement']
+    if agreement.get('inverted_pytorch') or agreement.get('inverted_onnx'):
+        lines += ['', 'Inverted boxes (x2 < x1 or y2 < y1) are counted, not '
+                  "compared: ONNX's NonMaxSuppression orders a box's corners "
+                  "and mmcv's nms does not, so each keeps its own set of "
+                  'them.']
     lines += ['', 'Within the tolerances.' if report['passed'] else
               'NOT within the tolerances: ' + '; '.join(report['failures'])]
     if 'latency' in report:

@@ -17,7 +17,7 @@ from mmdist.apis.deploy.agreement import (_iou, clip_to_image,
 def detections(boxes, scores, labels, shape=(100, 200)):
     sample = DetDataSample(metainfo=dict(ori_shape=shape))
     sample.pred_instances = InstanceData(
-        bboxes=torch.tensor(boxes, dtype=torch.float32),
+        bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
         scores=torch.tensor(scores), labels=torch.tensor(labels))
     return sample
 
@@ -104,3 +104,29 @@ def test_boxes_without_area_match_themselves():
     theirs = [detections(points[::-1], [0.01, 0.01], [2, 2])]
     got = compare_detections(ours, theirs)
     assert got['matched'] == 1.0 and got['min_iou'] == 1.0
+
+
+def test_inverted_boxes_are_counted_not_compared():
+    # ONNX's NMS ordered the corners of [30, 30, 20, 20] and let it
+    # suppress a box that mmcv's nms kept: only the proper boxes count.
+    ours = [detections([[0, 0, 10, 10], [30, 30, 20, 20], [19, 19, 29, 29]],
+                       [0.9, 0.5, 0.4], [0, 0, 0])]
+    theirs = [detections([[0, 0, 10, 10], [30, 30, 20, 20]], [0.9, 0.5],
+                         [0, 0])]
+    got = compare_detections(ours, theirs)
+    assert (got['inverted_pytorch'], got['inverted_onnx']) == (1, 1)
+    assert (got['boxes_pytorch'], got['boxes_onnx']) == (2, 1)
+    assert got['matched'] == 0.5
+    only_inverted = compare_detections(
+        [detections([[30, 30, 20, 20]], [0.5], [0])],
+        [detections([[30, 30, 20, 20]], [0.5], [0])])
+    assert 'only inverted boxes' in failures('detection', only_inverted)[0]
+
+
+def test_boxes_clipped_alike_match_by_score():
+    # Two boxes clipped to the same border: each pairs with its own score.
+    edge = [0, 0, 200, 100]
+    ours = [detections([edge, edge], [0.6, 0.3], [1, 1])]
+    theirs = [detections([edge, edge], [0.3, 0.6], [1, 1])]
+    got = compare_detections(ours, theirs)
+    assert got['matched'] == 1.0 and got['max_score_diff'] == 0.0
