@@ -117,17 +117,27 @@ def stock_options(root: str, size: int = 128) -> list:
     return options
 
 
-def spread_head(checkpoint: str) -> str:
-    """The checkpoint with the student's class and box convs drawn at a
-    scale that spreads their scores and boxes (written in place)."""
+def spread_head(checkpoint: str, path: str) -> str:
+    """``checkpoint`` with the student's class and box convs drawn at a
+    scale that spreads their scores and boxes, saved as ``path``.
+
+    RTMDet's box conv gives the distances from a point to the box's sides
+    as they are: a positive bias keeps them positive, so the boxes are
+    proper ones, which the agreement compares (inverted ones it only
+    counts)."""
     import torch
-    saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    saved = torch.load(checkpoint, map_location='cpu', weights_only=False)
     generator = torch.Generator().manual_seed(0)
+    head = 'architecture.bbox_head.head_module.'
     for key, value in saved['state_dict'].items():
-        if key.startswith('architecture.bbox_head.head_module.rtm_'):
+        if key.startswith(head + 'rtm_cls'):
             value.copy_(torch.randn(value.shape, generator=generator) * 0.3)
-    torch.save(saved, checkpoint)
-    return checkpoint
+        elif key.startswith(head + 'rtm_reg') and key.endswith('.weight'):
+            value.copy_(torch.randn(value.shape, generator=generator) * 0.3)
+        elif key.startswith(head + 'rtm_reg'):
+            value.copy_(1 + 3 * torch.rand(value.shape, generator=generator))
+    torch.save(saved, path)
+    return path
 
 
 def test_the_student_goes_back_to_mmyolo_and_to_onnx(yolo_coco, tmp_path):
@@ -136,8 +146,7 @@ def test_the_student_goes_back_to_mmyolo_and_to_onnx(yolo_coco, tmp_path):
     scores on the distillation checkpoint; tools/deploy.py exports a
     student of the distillation config through mmyolo's mmdeploy codebase
     and it agrees under ONNX Runtime."""
-    from tests.utils import (check_stock_tool_agrees, compare_detections,
-                             save_random_model)
+    from tests.utils import check_stock_tool_agrees, compare_detections
     cfg = small_yolo_config(osp.join(REPO, 'configs', 'yolo',
                                      'dist_rtmdet-tiny_rtmdet-s_coco.py'),
                             yolo_coco, epochs=1)
@@ -155,13 +164,18 @@ def test_the_student_goes_back_to_mmyolo_and_to_onnx(yolo_coco, tmp_path):
     assert 'coco/bbox_mAP' in metrics
 
     # RTMDet's head starts at one score (its prior, 0.01) and boxes of no
-    # size, and one epoch on four images keeps it there: of thousands of
-    # tied boxes each runtime may keep any 300. Heads of random weights
-    # score and place each box of their own.
-    varied = spread_head(save_random_model(config,
-                                           str(tmp_path / 'random.pth')))
+    # size, and one epoch on four images keeps it there: the head is drawn
+    # anew. Its scores still come in near-ties (within the 1e-7 the two
+    # runtimes differ by), and which of two such boxes NMS keeps is
+    # arbitrary: with an IoU threshold of 1 NMS removes no box, so the
+    # check compares the graph, not tie-breaking (at most the last of the
+    # 300 boxes kept can differ). The detection and the YOLO demos check
+    # NMS on trained students.
+    varied = spread_head(ckpt, str(tmp_path / 'varied.pth'))
     out = str(tmp_path / 'onnx')
-    done = run_tool(['tools/deploy.py', config, varied, '--out', out],
+    done = run_tool(['tools/deploy.py', config, varied, '--out', out,
+                     '--cfg-options',
+                     'model.architecture.test_cfg.nms.iou_threshold=1.0'],
                     env=ENV)
     assert 'Within the tolerances.' in done.stdout
     with open(osp.join(out, 'report.json')) as f:
