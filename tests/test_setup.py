@@ -55,6 +55,7 @@ def run_in(python, args, cwd):
     return result
 
 
+@pytest.mark.slow
 def test_a_user_config_inherits_the_installed_configs(
         installed_wheel, coco_root, retinanet_teacher_ckpt):
     tmp, python = installed_wheel

@@ -2,9 +2,12 @@
 main process (the docs' figures are at 20,000, with 2 workers): both
 resumes get to a trained iteration, each the way it says (the benchmark
 checks their logs), and it prints its table."""
+import pytest
+
 from tests.utils import run_tool
 
 
+@pytest.mark.slow
 def test_bench_resume_runs(tmp_path):
     proc = run_tool(['benchmarks/bench_resume.py', '--iters', '10',
                      '--workers', '0', '--work-dir', str(tmp_path)])

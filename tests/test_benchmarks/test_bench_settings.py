@@ -5,6 +5,8 @@ import importlib.util
 import json
 import os.path as osp
 
+import pytest
+
 from tests.utils import run_tool
 
 VARIANTS = {'student': 'student alone',
@@ -14,6 +16,7 @@ VARIANTS = {'student': 'student alone',
             'channels_last': 'mmdist, channels last'}
 
 
+@pytest.mark.slow
 def test_bench_settings_runs_on_cpu(tmp_path):
     out = str(tmp_path / 'bench')
     run_tool(['benchmarks/bench_settings.py', '--device', 'cpu', '--scale',

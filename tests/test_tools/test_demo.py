@@ -15,6 +15,9 @@ from tests.utils import (read_scalars, read_test_metrics, run_tool,
 DIST = 'configs/demo/dist_deeplabv3_r18_toy.py'
 METRICS = ('mIoU', 'mAcc', 'aAcc')
 
+# The demos end to end (make demo, shortened): make test-slow.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope='module')
 def demo(module_tmp):

@@ -80,7 +80,7 @@ def test_uninterrupted_losses_do_not_depend_on_the_worker_count(
     assert batches(never_killed[0]) == batches(never_killed[2])
 
 
-@pytest.mark.parametrize('count', [0, 2])
+@pytest.mark.parametrize('count', [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_killed_run_resumes_exactly_without_a_replay(count, config,
                                                      never_killed, tmp_path):
     killed = str(tmp_path / 'killed')
@@ -168,6 +168,7 @@ def _two_nodes(config: str, work_dir: str, flags: list, env: dict,
     return text
 
 
+@pytest.mark.slow
 def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
     """The segmentation config as written (SyncBN in student and teacher)
     on 2 CPU processes (gloo, tools/dist_train.sh): each rank's shard of the

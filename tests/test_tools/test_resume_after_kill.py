@@ -47,7 +47,8 @@ ENV = dict(PYTHONPATH=REPO)  # tests.record_batches
 
 @pytest.mark.parametrize('config', [
     'configs/dist_retinanet_r50_coco.py',
-    'configs/dist_mimic_retinanet_r50_coco.py'
+    pytest.param('configs/dist_mimic_retinanet_r50_coco.py',
+                 marks=pytest.mark.slow)
 ])
 def test_killed_run_resumes_with_the_same_losses(config, coco_root,
                                                  teacher_ckpt, tmp_path):
@@ -157,7 +158,8 @@ randomness = dict(seed=0, deterministic=True)
 '''
 
 
-@pytest.mark.parametrize('workers', [0, 2])
+@pytest.mark.parametrize('workers',
+                         [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_mosaic_and_mixup_resume_exactly(workers, coco_root, tmp_path):
     config = tmp_path / 'dist_rtmdet_mosaic.py'
     config.write_text(RTMDET.format(repo=REPO, root=coco_root,

@@ -113,6 +113,7 @@ def test_converted_student_evaluates_the_same_with_mmdet_test_tool(
     assert 'coco/bbox_mAP' in metrics
 
 
+@pytest.mark.slow
 def test_dist_train_sh_runs_two_cpu_processes(coco_root, teacher_ckpt,
                                               tmp_path):
     work_dir = str(tmp_path / 'ddp')

@@ -58,6 +58,7 @@ def slurm(tmp_path):
     return env, log
 
 
+@pytest.mark.slow
 def test_slurm_scripts_train_and_test_two_ranks(slurm, tmp_path):
     env, log = slurm
     root = str(tmp_path / 'cityscapes')

@@ -4,6 +4,8 @@ that the teacher's forward was compiled and how long it took."""
 import glob
 import os.path as osp
 
+import pytest
+
 from mmdist.datasets import make_cityscapes
 from tests.utils import REPO, losses, run_tool
 
@@ -22,6 +24,7 @@ randomness = dict(seed=0, deterministic=True)
 '''
 
 
+@pytest.mark.slow
 def test_compiled_teacher_logs_the_eager_runs_losses(tmp_path):
     root = str(tmp_path / 'cityscapes')
     make_cityscapes(root, num_train=4, num_val=2, image_size=(64, 128))
