@@ -33,25 +33,50 @@ def test_iou_is_torchvisions():
 
 
 def test_boxes_match_within_their_class_by_iou():
-    ours = [detections([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60]],
-                       [0.9, 0.8, 0.7], [1, 2, 1])]
+    ours = [detections([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60],
+                        [70, 70, 80, 80]], [0.9, 0.8, 0.7, 0.6], [1, 2, 1, 3])]
     # The second box shifted by a pixel; the third of another class.
-    theirs = [detections([[0, 0, 10, 10], [21, 20, 41, 40], [50, 50, 60, 60]],
-                         [0.9, 0.8005, 0.7], [1, 2, 0])]
+    theirs = [detections([[0, 0, 10, 10], [21, 20, 41, 40], [50, 50, 60, 60],
+                          [70, 70, 80, 80]], [0.9, 0.8005, 0.7, 0.6],
+                         [1, 2, 0, 3])]
     got = compare_detections(ours, theirs)
     shifted = box_iou(torch.tensor([[20., 20, 40, 40]]),
                       torch.tensor([[21., 20, 41, 40]])).item()
-    assert got['boxes_pytorch'] == got['boxes_onnx'] == 3
-    assert got['matched'] == pytest.approx(2 / 3)
+    assert got['boxes_pytorch'] == got['boxes_onnx'] == 4
+    assert got['matched'] == pytest.approx(3 / 4)
+    assert got['at_cutoff'] == 0
     assert got['min_iou'] == pytest.approx(shifted)
     assert got['max_score_diff'] == pytest.approx(0.0005, abs=1e-6)
     assert got['max_box_diff_px'] == pytest.approx(1.0)
     found = failures('detection', got)
     assert found[:2] == [
-        'matched = 0.666667 (expected >= 0.98)',
+        'matched = 0.75 (expected >= 0.98)',
         f'min_iou = {shifted:.6g} (expected >= 0.99)']
     # The scores agree, so the boxes NMS kept may differ by near-ties.
     assert len(found) == 3 and 'nms.iou_threshold=1.0' in found[2]
+
+
+def test_tied_boxes_swapped_at_the_cutoff_are_counted_not_compared():
+    # The last place: PyTorch kept one box, ONNX Runtime another of a
+    # score within float rounding (1e-7) of it.
+    ours = [detections([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.5],
+                       [1, 2])]
+    theirs = [detections([[0, 0, 10, 10], [60, 60, 80, 80]],
+                         [0.9, 0.5000001], [1, 2])]
+    got = compare_detections(ours, theirs)
+    assert got['at_cutoff'] == 2
+    assert (got['boxes_pytorch'], got['boxes_onnx']) == (1, 1)
+    assert got['matched'] == 1.0 and failures('detection', got) == []
+    # Not tied (0.4 is no rounding of 0.5): a disagreement.
+    theirs = [detections([[0, 0, 10, 10], [60, 60, 80, 80]], [0.9, 0.4],
+                         [1, 2])]
+    got = compare_detections(ours, theirs)
+    assert got['at_cutoff'] == 0 and got['matched'] == 0.5
+    # One box more on one side is no swap, tied or not.
+    theirs = [detections([[0, 0, 10, 10], [20, 20, 40, 40], [60, 60, 80, 80]],
+                         [0.9, 0.5, 0.5000001], [1, 2, 2])]
+    got = compare_detections(ours, theirs)
+    assert got['at_cutoff'] == 0 and got['matched'] == pytest.approx(2 / 3)
 
 
 def test_no_near_tie_hint_where_scores_differ():
