@@ -66,7 +66,7 @@ def checked_command(words: List[str]) -> List[str]:
     program, args = words[0], words[1:]
     if program == 'make':
         with open(osp.join(REPO, 'Makefile')) as f:
-            targets = re.findall(r'^([a-z]+):', f.read(), flags=re.M)
+            targets = re.findall(r'^([a-z][a-z-]*):', f.read(), flags=re.M)
         # (VAR=value arguments set a make variable.)
         problems += [f'make {a}' for a in args
                      if a not in targets and not re.match(r'^[A-Z_]+=', a)]
