@@ -50,6 +50,8 @@ def reports(module_tmp):
 # No '::' in the ids: pytest-xdist would take what comes before the last
 # '::' of a test's id for its module and give each such test its own
 # (and the module's fixture its own run of check_ops).
+# tools/check_ops.py over every family, a minute: make test-slow.
+@pytest.mark.slow
 @pytest.mark.parametrize('config', FAMILIES,
                          ids=lambda config: config.replace('::', ':'))
 def test_each_family_predicts_and_trains(reports, config):
@@ -68,6 +70,7 @@ def test_each_family_predicts_and_trains(reports, config):
     assert report['task'] == task
 
 
+@pytest.mark.slow
 def test_the_printed_report_names_each_op_and_its_source(reports):
     printed = reports[1]
     block = printed.split(

@@ -45,8 +45,9 @@ custom_hooks = [dict(type='TestPauseHook')]
 ENV = dict(PYTHONPATH=REPO)  # tests.record_batches
 
 
+# (tests/test_tools/test_fast_resume.py kills and resumes in make test.)
 @pytest.mark.parametrize('config', [
-    'configs/dist_retinanet_r50_coco.py',
+    pytest.param('configs/dist_retinanet_r50_coco.py', marks=pytest.mark.slow),
     pytest.param('configs/dist_mimic_retinanet_r50_coco.py',
                  marks=pytest.mark.slow)
 ])
@@ -158,8 +159,9 @@ randomness = dict(seed=0, deterministic=True)
 '''
 
 
-@pytest.mark.parametrize('workers',
-                         [0, pytest.param(2, marks=pytest.mark.slow)])
+# (RTMDet-tiny's Mosaic and MixUp resume in test_yolo.py in make test.)
+@pytest.mark.slow
+@pytest.mark.parametrize('workers', [0, 2])
 def test_mosaic_and_mixup_resume_exactly(workers, coco_root, tmp_path):
     config = tmp_path / 'dist_rtmdet_mosaic.py'
     config.write_text(RTMDET.format(repo=REPO, root=coco_root,
