@@ -111,6 +111,11 @@ def _loose(instances, paired: Dict[int, float]) -> List[int]:
             if score <= cut and paired.get(i, 0.0) < MIN_IOU]
 
 
+def _kept(count: int, dropped: set) -> torch.Tensor:
+    return torch.tensor([i not in dropped for i in range(count)],
+                        dtype=torch.bool)
+
+
 def compare_detections(torch_samples: Sequence[BaseDataElement],
                        onnx_samples: Sequence[BaseDataElement]) -> dict:
     """Detections of PyTorch and of the exported model, pooled over the
@@ -139,10 +144,8 @@ def compare_detections(torch_samples: Sequence[BaseDataElement],
             matched = [(i, j, iou) for i, j, iou in matched
                        if i not in excused_ours and j not in excused_theirs]
             at_cutoff += 2 * swapped
-            ours = ours[[i for i in range(len(ours))
-                         if i not in excused_ours]]
-            theirs = theirs[[j for j in range(len(theirs))
-                             if j not in excused_theirs]]
+            ours = ours[_kept(len(ours), excused_ours)]
+            theirs = theirs[_kept(len(theirs), excused_theirs)]
         pairs += len(matched)
         counts += len(ours)
         others += len(theirs)

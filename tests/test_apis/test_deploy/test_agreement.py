@@ -67,6 +67,11 @@ def test_tied_boxes_swapped_at_the_cutoff_are_counted_not_compared():
     assert got['at_cutoff'] == 2
     assert (got['boxes_pytorch'], got['boxes_onnx']) == (1, 1)
     assert got['matched'] == 1.0 and failures('detection', got) == []
+    # The only box of each side, swapped: nothing left to compare.
+    alone = compare_detections([detections([[20, 20, 40, 40]], [0.5], [2])],
+                               [detections([[60, 60, 80, 80]], [0.5000001],
+                                           [2])])
+    assert alone['at_cutoff'] == 2 and alone['boxes_pytorch'] == 0
     # Not tied (0.4 is no rounding of 0.5): a disagreement.
     theirs = [detections([[0, 0, 10, 10], [60, 60, 80, 80]], [0.9, 0.4],
                          [1, 2])]
