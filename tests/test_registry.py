@@ -65,6 +65,7 @@ STOCK = [
 ]
 
 
+@pytest.mark.slow
 def test_three_task_packages_keep_their_scopes_in_one_process():
     """mmdet, mmseg, mmpretrain and mmdist imported together (in a fresh
     interpreter, all four): each stock config builds its own package's

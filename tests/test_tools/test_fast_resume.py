@@ -100,6 +100,7 @@ def test_killed_run_resumes_exactly_without_a_replay(count, config,
     assert batches(killed) == batches(never_killed[count])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('option, message', [
     ('resume_mode=replay', 'Advance dataloader 4 steps'),
     ('train_cfg.fast_resume=False',
@@ -203,7 +204,8 @@ def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
                                        for i in range(5, ITERS + 1)}
 
 
-@pytest.mark.parametrize('mode', ['fast', 'replay'])
+@pytest.mark.parametrize(
+    'mode', ['fast', pytest.param('replay', marks=pytest.mark.slow)])
 def test_kill_while_saving_leaves_a_checkpoint_to_resume_from(
         mode, config, never_killed, tmp_path):
     """Killed in the save of iter_8.pth, keeping one checkpoint: MMEngine's

@@ -175,6 +175,7 @@ def test_each_teacher_is_logged_and_evaluated(setup, uninterrupted):
     assert saved['a']['ckpt'] == setup['ckpts']['a']
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_logs_the_uninterrupted_losses(setup,
                                                           uninterrupted):
     killed = str(setup['tmp'] / 'killed')
