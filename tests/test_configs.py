@@ -107,9 +107,13 @@ def imagenet_images(module_tmp):
 
 # (config, extra batch augments): every ImageNet config, and the strong
 # recipe with mmpretrain's Mixup/CutMix, the option its header documents.
+# The Swin-L teachers (197M parameters, ~20 s each) are make test-slow's.
 MIX = [dict(type='Mixup', alpha=0.2), dict(type='CutMix', alpha=1.0)]
-IN1K = [(osp.basename(path)[:-3], None) for path in sorted(
-    glob.glob(osp.join(REPO, 'configs', '*_in1k.py')))]
+IN1K_PATHS = sorted(glob.glob(osp.join(REPO, 'configs', '*_in1k.py')))
+IN1K_NAMES = [osp.basename(path)[:-3] for path in IN1K_PATHS]
+IN1K = [pytest.param(name, None, marks=[pytest.mark.slow] * (
+    'swin_large' in open(path).read()))
+    for name, path in zip(IN1K_NAMES, IN1K_PATHS)]
 IN1K.append(('dist_resnet18_resnet50-sb_in1k', MIX))
 
 
@@ -202,7 +206,7 @@ def _without_scope(value):
     return value
 
 
-@pytest.mark.parametrize('name', [name for name, _ in IN1K[:-1]])
+@pytest.mark.parametrize('name', IN1K_NAMES)
 def test_classification_students_are_the_stock_ones(name):
     """The student, its test pipeline and its preprocessor are those of the
     stock config its name gives (dist_<student>_..._in1k); only the head's

@@ -4,11 +4,13 @@ prediction, are checked through tools/check_ops.py in
 tests/test_tools/test_check_ops.py; tests/test_gpu repeats both on a GPU,
 where mmdet also calls mmcv's sigmoid focal loss)."""
 import mmdist  # noqa: F401
+import pytest
 from mmdist.ops.ext import OPS
 from mmdist.testing import (SETTINGS, build_setting, make_batch,
                             record_mmcv_ops)
 
 
+@pytest.mark.slow
 def test_the_cascade_mask_rcnn_teacher_alone_has_every_op():
     # What tools/test.py --teacher runs on the two-stage setting: the
     # teacher's own prediction, three box stages and the mask head.

@@ -204,8 +204,8 @@ def test_two_processes_resume_on_each_ranks_samples(config, tmp_path):
                                        for i in range(5, ITERS + 1)}
 
 
-@pytest.mark.parametrize(
-    'mode', ['fast', pytest.param('replay', marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize('mode', ['fast', 'replay'])
 def test_kill_while_saving_leaves_a_checkpoint_to_resume_from(
         mode, config, never_killed, tmp_path):
     """Killed in the save of iter_8.pth, keeping one checkpoint: MMEngine's

@@ -60,6 +60,7 @@ def docs_block(heading: str) -> str:
     return re.search(r'```python\n(.*?)```', section, flags=re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_two_stage_recipe_of_the_docs_trains(coco_root, teacher_ckpt,
                                                  tmp_path):
     """docs/configs.md's Mask R-CNN student from a Cascade Mask R-CNN

@@ -133,6 +133,7 @@ def spread_head(checkpoint: str, path: str) -> str:
     return path
 
 
+@pytest.mark.slow
 def test_the_student_goes_back_to_mmyolo_and_to_onnx(yolo_coco, tmp_path):
     """A distilled RTMDet-tiny: tools/convert_student.py's checkpoint scores
     with mmyolo's own test tool and the stock config what tools/test.py
