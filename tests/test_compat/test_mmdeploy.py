@@ -23,6 +23,8 @@ def export(model, x):
 
 
 def test_the_block_exports_with_the_torchscript_exporter():
+    pytest.importorskip('onnx', reason='the deploy extra: make install '
+                        'DEPLOY=1 (make test installs it)')
     if not fix._defaults_to_dynamo():
         pytest.skip(f'torch {torch.__version__} exports with TorchScript '
                     'by default')
