@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share around MMEngine's Runner."""
 import argparse
 import contextlib
+import gc
 import os
 import os.path as osp
 import shutil
@@ -237,9 +238,10 @@ def cpu_distributed(cfg: Config, launcher: str) -> Iterator[None]:
     SyncBN layers (every mmseg and mmyolo config has them), which torch
     runs on GPUs only, share their batch statistics over gloo as they do
     between GPUs (:mod:`mmdist.models.layers.sync_bn`). On the way out the
-    ranks wait for each other and the group is destroyed: a rank that tears
-    gloo down while another still talks to it, or leaves it to interpreter
-    exit, can abort ("terminate called without an active exception").
+    ranks wait for each other, the group is destroyed and what still holds
+    it is freed: a rank that tears gloo down while another still talks to
+    it, or leaves its threads to interpreter exit, can abort ("terminate
+    called without an active exception").
     """
     if launcher == 'none' or torch.cuda.is_available():
         yield
@@ -262,6 +264,11 @@ def cpu_distributed(cfg: Config, launcher: str) -> Iterator[None]:
     if started:
         dist.barrier()
         dist.destroy_process_group()
+        # The Runner, its DDP wrapper and hooks form reference cycles that
+        # keep the group, its gloo threads and rank 0's store server alive
+        # past destroy_process_group. Left to interpreter exit, their
+        # teardown aborts now and then: free them while Python is whole.
+        gc.collect()
 
 
 @contextlib.contextmanager
