@@ -7,15 +7,19 @@ ResNet-18 (the configs of configs/, random weights, generated inputs at
 the stock sizes: COCO 1333 x 800, Cityscapes 512 x 1024 crops, ImageNet
 224 x 224, 2 images), and beyond the paper two RetinaNet teachers
 (X101-64x4d and R101) -> R50 (``retinanet_two_teachers``: what a second
-teacher costs, and what the teacher options save of it), one training
-step (forward, backward, SGD update through MMEngine's optimizer wrapper)
-of each variant:
+teacher costs, and what the teacher options save of it) and mmyolo's
+RTMDet-m -> RTMDet-s (``rtmdet_s_m``, 640 x 640), one training step
+(forward, backward, SGD update through MMEngine's optimizer wrapper) of
+each variant:
 
 - ``student``: the student alone (the stock model);
 - ``mmrazor``: MMRazor's stock SingleTeacherDistill with the same distiller
   (where it computes the same losses: not for the two-stage setting);
 - ``mmdist``: mmdist's algorithm as configured (its teacher's BatchNorm
   folded, the default);
+- ``kd``: mmyolo's own KD of the pair (``kd_s_rtmdet_m_neck_300e_coco.py``:
+  MMRazor's FpnTeacherDistill, CWD on the neck's outputs), for
+  ``rtmdet_s_m`` only;
 - ``unfolded``: mmdist with ``teacher_fold_bn=False``;
 - ``bf16``: mmdist with ``teacher_precision='bfloat16'``;
 - ``channels_last``: mmdist with ``channels_last=True``;
@@ -38,7 +42,8 @@ losses, float32 teacher against bfloat16 teacher, same weights and batch).
 
 Run: python benchmarks/bench_settings.py [--device cuda] [--repeat 5]
      [--scale 1.0] [--settings retinanet,faster_rcnn,deeplabv3,pspnet,
-     resnet18_in1k,retinanet_two_teachers] [--variants student,mmdist,...]
+     resnet18_in1k,retinanet_two_teachers,rtmdet_s_m]
+     [--variants student,mmdist,...]
      [--teacher-forward] [--out DIR]
 ``--device cpu --scale 0.125`` is the test suite's smoke run.
 """
@@ -58,15 +63,18 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 import mmdist  # noqa: F401
-from mmdist.testing import (IMAGENET, SETTINGS, TWO_TEACHERS, Setting,
-                            build_setting, make_batch, setting_config)
+from mmdist.testing import (IMAGENET, RTMDET, SETTINGS, TWO_TEACHERS,
+                            Setting, build_setting, make_batch,
+                            setting_config)
 
-ALL_SETTINGS = SETTINGS + (IMAGENET, TWO_TEACHERS)
+ALL_SETTINGS = SETTINGS + (IMAGENET, TWO_TEACHERS, RTMDET)
 #: variant -> (its label, build_setting's variant, mmdist's options).
 VARIANTS = {
     'student': ('student alone', 'student', {}),
     'mmrazor': ('MMRazor SingleTeacherDistill', 'mmrazor', {}),
     'mmdist': ('mmdist', 'mmdist', {}),
+    # The setting's kd_config: mmyolo's own KD of RTMDet-m -> RTMDet-s.
+    'kd': ("mmyolo's KD (CWD on the neck)", 'kd', {}),
     'unfolded': ('mmdist, teacher unfolded', 'mmdist',
                  dict(teacher_fold_bn=False)),
     'bf16': ('mmdist, teacher bf16', 'mmdist',
@@ -234,6 +242,8 @@ def bench_setting(setting: Setting, args, ckpt_dir: str) -> List[dict]:
         label, variant, options = VARIANTS[key]
         if variant == 'mmrazor' and not setting.stock_algorithm:
             continue  # its teacher would classify its own RoIs
+        if variant == 'kd' and setting.kd_config is None:
+            continue
         torch.manual_seed(0)
         if variant == 'mmdist':
             options = mmdist_options(options, ckpt)

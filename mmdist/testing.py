@@ -14,8 +14,9 @@ from mmdist.models.algorithms.frozen_teacher_distill import \
     typeless_preprocessor_to_student
 from mmdist.registry import MODELS
 
-__all__ = ['IMAGENET', 'SETTINGS', 'Setting', 'build_setting', 'make_batch',
-           'record_mmcv_ops', 'setting_config', 'train_and_predict']
+__all__ = ['IMAGENET', 'RTMDET', 'SETTINGS', 'Setting', 'build_setting',
+           'make_batch', 'record_mmcv_ops', 'setting_config',
+           'train_and_predict']
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -31,12 +32,15 @@ class Setting(NamedTuple):
         stock_algorithm: Whether MMRazor's ``SingleTeacherDistill`` computes
             the same losses (it does not for two-stage detectors: its
             teacher would classify its own RoIs, not the student's).
+        kd_config: The same pair's distillation as its package ships it
+            (mmyolo's CWD on the neck), if any: the ``'kd'`` variant.
     """
     name: str
     config: str
     task: str
     image_size: Tuple[int, int]
     stock_algorithm: bool
+    kd_config: Optional[str] = None
 
 
 SETTINGS = (
@@ -58,26 +62,39 @@ IMAGENET = Setting('resnet18_in1k', 'configs/dist_resnet18_in1k.py', 'cls',
 TWO_TEACHERS = Setting('retinanet_two_teachers',
                        'configs/dist_retinanet_r50_two-teachers_coco.py',
                        'det', (800, 1333), False)
+#: RTMDet-m -> RTMDet-s (mmyolo, 640 x 640), beside mmyolo's own KD of the
+#: pair (CWD on the neck's three outputs).
+RTMDET = Setting('rtmdet_s_m', 'configs/yolo/dist_rtmdet-s_rtmdet-m_coco.py',
+                 'yolo', (640, 640), True,
+                 'mmyolo::rtmdet/distillation/kd_s_rtmdet_m_neck_300e_coco.py')
 
 #: What :func:`build_setting` builds: the student alone, MMRazor's stock
-#: algorithm, or mmdist's (as configured).
-VARIANTS = ('student', 'mmrazor', 'mmdist')
-_SCOPES = dict(det='mmdet', seg='mmseg', cls='mmpretrain')
-_TASKS = dict(det='detection', seg='segmentation', cls='classification')
+#: algorithm, mmdist's (as configured) or the setting's ``kd_config``.
+VARIANTS = ('student', 'mmrazor', 'mmdist', 'kd')
+_SCOPES = dict(det='mmdet', seg='mmseg', cls='mmpretrain', yolo='mmyolo')
+_TASKS = dict(det='detection', seg='segmentation', cls='classification',
+              yolo='detection')
 
 
-def setting_config(setting: Setting) -> Config:
-    """The setting's config with random weights: no download, no teacher
-    checkpoint, and the top-level data preprocessor on the model (as the
-    Runner hands it over)."""
-    cfg = Config.fromfile(osp.join(REPO, setting.config))
+def setting_config(setting: Setting, kd: bool = False) -> Config:
+    """The setting's config (its ``kd_config`` with ``kd``) with random
+    weights: no download, no teacher checkpoint, and the top-level data
+    preprocessor on the model (as the Runner hands it over)."""
+    if kd and setting.kd_config is None:
+        raise ValueError(f'the {setting.name} setting has no kd_config')
+    if kd:
+        from mmengine.hub import get_config
+        cfg = get_config(setting.kd_config, pretrained=False)
+    else:
+        cfg = Config.fromfile(osp.join(REPO, setting.config))
     model = cfg.model
     model.teacher_ckpt = None
     for spec in (model.get('teachers') or {}).values():
         spec.ckpt = None
     student = model.architecture
     student.pop('pretrained', None)
-    student.backbone.pop('init_cfg', None)
+    if 'backbone' in student:  # not where it is a cfg_path
+        student.backbone.pop('init_cfg', None)
     if cfg.get('data_preprocessor') is not None:
         model.setdefault('data_preprocessor', cfg.data_preprocessor)
     # mmpretrain's is typeless: the student's (MMRazor's algorithm too).
@@ -113,7 +130,7 @@ def build_setting(setting: Setting, variant: str = 'mmdist',
     """
     if variant not in VARIANTS:
         raise ValueError(f'variant={variant!r}; expected one of {VARIANTS}')
-    cfg = setting_config(setting)
+    cfg = setting_config(setting, kd=variant == 'kd')
     model_cfg = copy.deepcopy(cfg.model)
     if setting.task == 'seg' and image_size is not None:
         for pre in (model_cfg.data_preprocessor,
@@ -132,7 +149,7 @@ def build_setting(setting: Setting, variant: str = 'mmdist',
             model_cfg.type = 'SingleTeacherDistill'
             for loss in distill_loss_configs(model_cfg.distiller):
                 loss.pop('log_terms', None)  # it logs tensors only
-        else:
+        elif variant == 'mmdist':
             model_cfg.update(options)
             if teacher_precision is not None:
                 model_cfg.teacher_precision = teacher_precision
@@ -144,15 +161,27 @@ def build_setting(setting: Setting, variant: str = 'mmdist',
 
 def make_batch(setting: Setting, batch_size: int = 2,
                image_size: Optional[Tuple[int, int]] = None,
-               seed: int = 0) -> Dict[str, List]:
+               seed: int = 0) -> Dict:
     """A generated batch of the setting's task as a dataloader yields it
     (:func:`mmdist.apis.check_ops.generated_batch`): 5 boxes an image over
     80 classes, labels of 19 classes with a band of 255, or one of 1000
-    classes an image."""
-    classes = dict(det=80, seg=19, cls=1000)[setting.task]
-    return generated_batch(_TASKS[setting.task], batch_size,
-                           image_size or setting.image_size, classes, seed,
-                           boxes=5)
+    classes an image; mmyolo's as ``yolov5_collate`` gives them (one
+    tensor of images, one table of boxes)."""
+    classes = dict(det=80, seg=19, cls=1000, yolo=80)[setting.task]
+    batch = generated_batch(_TASKS[setting.task], batch_size,
+                            image_size or setting.image_size, classes, seed,
+                            boxes=5)
+    if setting.task == 'yolo':
+        # mmyolo's loaders collate into one tensor and one box table, from
+        # the box type its pipelines give.
+        from mmdet.structures.bbox import HorizontalBoxes
+        from mmyolo.datasets import yolov5_collate
+        for sample in batch['data_samples']:
+            boxes = sample.gt_instances.bboxes
+            sample.gt_instances.bboxes = HorizontalBoxes(boxes)
+        batch = yolov5_collate([dict(inputs=image, data_samples=sample)
+                                for image, sample in zip(*batch.values())])
+    return batch
 
 
 def train_and_predict(model: nn.Module, data: Dict[str, List]) -> Dict:

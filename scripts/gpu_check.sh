@@ -49,10 +49,12 @@ STAGE_START=$SECONDS
 stage "GPU tests (pytest -m gpu)"
 
 STAGE_START=$SECONDS
-# Every teacher option beside the student alone, and the teacher's forward
-# alone (plain, folded, channels-last, compiled).
+# Every teacher option beside the student alone (and mmyolo's own KD of
+# RTMDet-m -> RTMDet-s), and the teacher's forward alone (plain, folded,
+# channels-last, compiled).
+VARIANTS=student,mmrazor,mmdist,kd,unfolded,bf16,channels_last,compiled,stream
 "$PY" benchmarks/bench_settings.py --device cuda --out "$OUT" \
-    --variants student,mmrazor,mmdist,unfolded,bf16,channels_last,compiled,stream \
+    --variants "$VARIANTS" \
     --teacher-forward || RC=1
 stage "benchmark (benchmarks/bench_settings.py)"
 

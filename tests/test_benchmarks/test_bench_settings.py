@@ -47,6 +47,22 @@ def test_bench_settings_runs_on_cpu(tmp_path):
     assert '| resnet18_in1k | folded |' in table
 
 
+@pytest.mark.slow
+def test_bench_settings_times_rtmdet_beside_mmyolos_kd(tmp_path):
+    """RTMDet-m -> RTMDet-s: the student alone, mmyolo's own KD (its
+    kd_config) and DIST, on mmyolo's collated batches."""
+    out = str(tmp_path / 'bench')
+    run_tool(['benchmarks/bench_settings.py', '--device', 'cpu', '--scale',
+              '0.1', '--repeat', '1', '--warmup', '0', '--settings',
+              'rtmdet_s_m', '--variants', 'student,kd,mmdist', '--out', out])
+    with open(osp.join(out, 'results.json')) as f:
+        rows = json.load(f)['rows']
+    assert [(r['setting'], r['variant'], r['size']) for r in rows] == [
+        ('rtmdet_s_m', v, '64x64') for v in (
+            'student alone', "mmyolo's KD (CWD on the neck)", 'mmdist')]
+    assert all(r['step_s'] > 0 for r in rows)
+
+
 def _bench_settings():
     path = osp.join(osp.dirname(__file__), '..', '..', 'benchmarks',
                     'bench_settings.py')
