@@ -27,7 +27,8 @@ class Setting(NamedTuple):
     Attributes:
         name: Short name.
         config: The distillation config, relative to the repository.
-        task: ``'det'`` (mmdet) or ``'seg'`` (mmseg).
+        task: ``'det'`` (mmdet), ``'seg'`` (mmseg), ``'cls'``
+            (mmpretrain) or ``'yolo'`` (mmyolo).
         image_size: The stock training input ``(height, width)``.
         stock_algorithm: Whether MMRazor's ``SingleTeacherDistill`` computes
             the same losses (it does not for two-stage detectors: its
@@ -179,8 +180,9 @@ def make_batch(setting: Setting, batch_size: int = 2,
         for sample in batch['data_samples']:
             boxes = sample.gt_instances.bboxes
             sample.gt_instances.bboxes = HorizontalBoxes(boxes)
-        batch = yolov5_collate([dict(inputs=image, data_samples=sample)
-                                for image, sample in zip(*batch.values())])
+        batch = yolov5_collate([
+            dict(inputs=image, data_samples=sample) for image, sample in
+            zip(batch['inputs'], batch['data_samples'])])
     return batch
 
 
